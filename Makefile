@@ -30,9 +30,9 @@ release: setup
 solutions: setup
 	$(PY) -m autograder solutions
 
-## Grade everything under submitted/<student>/<assignment>/ (DEVICE=cuda grades on the GPU)
+## Grade everything under submitted/<student>/<assignment>/, JOBS at a time, sandboxed (DEVICE=cuda: on the GPU)
 autograde: setup
-	$(PY) -m autograder autograde
+	GRADING_JOBS=$(JOBS) $(PY) -m autograder autograde
 
 ## HTML feedback in feedback/; SHOW_HIDDEN_TESTS=1 reveals hidden test source (after the deadline)
 feedback: setup

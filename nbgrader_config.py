@@ -11,21 +11,31 @@ c.CourseDirectory.source_directory = "source"
 c.CourseDirectory.release_directory = "notebooks"
 c.CourseDirectory.solution_directory = "solutions"
 c.CourseDirectory.db_url = os.environ.get("DB_URL") or f"sqlite:///{os.path.join(here, 'gradebook.db')}"
+# A named course: PostgreSQL enforces the gradebook's foreign key from assignment to course (SQLite does not).
+c.CourseDirectory.course_id = "lstm-course"
 
 # Grade in the course's own kernel, whatever kernelspec a submission claims.
 c.Execute.kernel_name = os.environ.get("GRADING_KERNEL", "lstm-course")
+# `python -m autograder autograde` (autograder/batch.py) grades in the sandboxed kernel of
+# autograder/sandbox.py, which talks to nbgrader over unix sockets in a directory bound into its sandbox.
+if os.environ.get("LSTM_IPC_PREFIX"):
+    c.KernelManager.transport = "ipc"
+    c.KernelManager.ip = os.environ["LSTM_IPC_PREFIX"]
+    c.KernelManager.shutdown_wait_time = 1.0  # results are in by then; the launcher drains the guard's log
 # One cell may wait for CUDA start-up and a first torch import; the whole notebook has a budget.
 c.Execute.timeout = int(os.environ.get("CELL_TIMEOUT", "180"))
 c.BudgetedExecute.notebook_budget = int(os.environ.get("NOTEBOOK_BUDGET", "600"))
 
 c.Autograde.autograde_preprocessors = [
-    "autograder.nbgrader_ext.BudgetedExecute",
+    "autograder.execute.ResilientExecute",  # BudgetedExecute + restarts around cells that kill the kernel
     "autograder.nbgrader_ext.DropKnownWarnings",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
+    "autograder.execute.VerifyHiddenTests",  # a clean test cell counts only with the guard's signed passes
     "nbgrader.preprocessors.SaveAutoGrades",
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
+    "autograder.execute.MarkGraded",  # the batch's sign that this notebook's grades are in the gradebook
 ]
 c.GenerateSolution.preprocessors = [
     "nbgrader.preprocessors.IncludeHeaderFooter",

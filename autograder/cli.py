@@ -3,6 +3,7 @@
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from . import report
 from .course import Course
@@ -26,17 +27,22 @@ def check_device() -> None:
 
 
 def autograde(course: Course, assignments: list[str]) -> int:
+    """Grade every submission through autograder/batch.py: parallel nbgrader processes, each notebook in
+    its own sandboxed kernel, GRADING_JOBS at a time (the Makefile passes JOBS; default one per core).
+    COURSE_ROOT grades a course directory other than this repository (tests use throwaway copies)."""
     check_device()
-    failed = 0
-    for assignment in assignments:
-        if not any(course.notebook("submitted", assignment, s).parent.exists() for s in course.students()):
-            continue
-        _say(f"autograding {assignment} ...")
-        result = course.autograde(assignment)
-        if result.returncode != 0:
-            failed += 1
-            _say(f"nbgrader reported problems grading {assignment}:\n{result.stderr[-3000:]}")
-    return failed
+    from .batch import autograde as grade_batch
+
+    if os.environ.get("COURSE_ROOT"):
+        course = Course(root=Path(os.environ["COURSE_ROOT"]).resolve())
+        assignments = [a for a in assignments if a in course.assignments] or course.assignments
+    jobs = int(os.environ.get("GRADING_JOBS") or 0) or None
+    result = grade_batch(course, assignments, jobs=jobs, say=_say)
+    for outcome in result.outcomes:
+        if outcome.status == "failed":
+            _say(f"could not grade {outcome.assignment} for {outcome.student} (zeros recorded):\n"
+                 f"{outcome.detail[-3000:]}")
+    return result.failed
 
 
 def feedback(course: Course, assignments: list[str]) -> None:

@@ -62,9 +62,18 @@ class Course:
         for a in self.assignments:
             self.nbgrader("generate_solution", a, "--force")
 
-    def autograde(self, assignment: str, student: str = "") -> subprocess.CompletedProcess:
-        extra = [f"--student={student}"] if student else []
-        return self.nbgrader("autograde", assignment, "--force", *extra, check=False)
+    def autograde(self, assignment: str, student: str = "", jobs: int | None = None) -> subprocess.CompletedProcess:
+        """Grade one assignment (one student, or all) through autograder/batch.py: parallel nbgrader
+        processes, each notebook in its own sandboxed kernel, ``jobs`` at a time (default: env
+        GRADING_JOBS, else one per core). The CompletedProcess's stdout is the batch's report."""
+        from .batch import autograde as grade_batch
+
+        lines: list[str] = []
+        jobs = jobs or int(os.environ.get("GRADING_JOBS") or 0) or None
+        result = grade_batch(self, [assignment], [student] if student else None, jobs=jobs, say=lines.append)
+        failed = "\n".join(o.detail for o in result.outcomes if o.status == "failed")
+        return subprocess.CompletedProcess(["autograde", assignment, student], result.returncode,
+                                           "\n".join(lines), failed)
 
     def feedback(self, assignment: str) -> None:
         self.nbgrader("generate_feedback", assignment, "--force")

@@ -155,8 +155,9 @@ def ready_made_lstm_blocked():
                 setattr(owner, attr, value)
             else:
                 delattr(owner, attr)
+        if used:
+            _audit(_REPORT, "ready-made LSTM", used[0])  # for the instructor's grading log
     if used:
-        _audit(_REPORT, "ready-made LSTM", used[0])
         raise ReadyMadeLSTMUsed(
             f"your code calls {used[0]}. Write the recurrence yourself: PyTorch's LSTM is the oracle, "
             "not a building block."
@@ -188,16 +189,22 @@ class _ReadyMadeLSTMMode(torch.overrides.TorchFunctionMode):
 @contextlib.contextmanager
 def attributes_replaced(replacements):
     """Temporarily set ``owner.attr = value`` for each ``(owner, attr, value)``."""
-    saved = [(owner, attr, getattr(owner, attr)) for owner, attr, _ in replacements]
+    # A class attribute it only inherits (Tensor.sigmoid comes from TensorBase) is deleted afterwards, not
+    # copied into the class: the grading kernel's guard would see a change to torch.Tensor.
+    saved = [(owner, attr, getattr(owner, attr), not isinstance(owner, type) or attr in owner.__dict__)
+             for owner, attr, _ in replacements]
     for owner, attr, value in replacements:
         setattr(owner, attr, value)
         _replaced.append((owner, attr, value))
     try:
         yield
     finally:
-        for owner, attr, value in reversed(saved):
+        for owner, attr, value, own in reversed(saved):
             _replaced.pop()
-            setattr(owner, attr, value)
+            if own:
+                setattr(owner, attr, value)
+            else:
+                delattr(owner, attr)
 
 
 # --------------------------------------------------------------------------- calling student code

@@ -1,0 +1,566 @@
+"""Grade every submission: parallel nbgrader processes, each notebook in its own sandboxed kernel.
+
+For each (assignment, student):
+
+1. **Pre-flight** (``stage``): read the submitted file without trusting it. An empty file, invalid
+   JSON, something that is not a notebook, a notebook for another assignment or a missing notebook
+   becomes the release notebook (every answer unanswered, so zero) with a note saying why. A real
+   notebook is rebuilt in the release's order: the student's code goes into the solution cells it
+   belongs to (the last copy, if a cell was duplicated; turned back into code if it became markdown)
+   and cells the student added stay after the answer they followed; every test and given cell comes
+   from the release, so deleted, duplicated, reordered or retyped test cells are back. A markdown
+   cell at the top lists what was changed. The staged copy goes to ``autograded/.grading/staged``;
+   ``submitted/`` is never touched.
+2. **Grading**: ``nbgrader autograde ASSIGNMENT`` with ``--CourseDirectory.submitted_directory`` pointing
+   at the staged copies of a few submissions (nbgrader's start-up costs seconds; a chunk shares it), the
+   sandboxed kernel of ``autograder/sandbox.py``, its own socket directory, and a wall-clock limit per
+   notebook. ``jobs`` such processes run at once (default: one per core); each kernel gets cores/jobs
+   threads. A notebook counts as graded when ``autograder.execute.MarkGraded`` logged it, after nbgrader
+   saved its grades.
+3. **Fallback**: a notebook nbgrader could not finish (its process died or ran out of time) is graded
+   again from the release notebook with a note saying what happened (zero points, feedback that
+   explains); if even that fails, the gradebook gets zeros directly. The batch always finishes.
+4. **Report**: what the guard and the launcher logged (blocked calls, changes to PyTorch or the
+   grader, reads outside the scratch directory, cells that killed the kernel) goes to
+   ``autograded/.grading/grading-log.txt`` and to the console.
+
+The gradebook is written only by the grader (the nbgrader processes, and this module for students and
+last-resort zeros), never from inside a kernel, which cannot even see it. SQLite gets a busy timeout so
+that parallel writers wait for each other; ``DB_URL=postgresql+psycopg://...`` works the same way.
+"""
+
+import contextlib
+import copy
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from . import sandbox
+from .course import ROOT, Course
+
+GRADING_DIR = ".grading"  # under autograded/: staged copies, logs, the kernelspec
+UID_BASE = 61000
+SQLITE_TIMEOUT = 120
+# nbgrader's command line, minus a 3-second import nobody here needs (jsonschema's IRI grammar, built at
+# import time by rfc3987_syntax; nbformat only validates notebooks, which never contain IRIs).
+NBGRADER_MAIN = ("import sys; sys.modules['rfc3987_syntax'] = None; sys.argv[0] = 'nbgrader'; "
+                 "from nbgrader.apps.nbgraderapp import main; sys.exit(main())")
+HOSTILE_KINDS = {"blocked", "tampering", "forged", "forged-pass", "forged-report", "outside-scratch",
+                 "unverified"}
+
+
+@dataclass
+class Job:
+    assignment: str
+    student: str
+    notes: list = field(default_factory=list)
+    problem: str = ""  # set when the submission could not be used at all
+
+
+@dataclass
+class Outcome:
+    assignment: str
+    student: str
+    status: str  # graded | fallback | failed
+    seconds: float
+    notes: list
+    events: list
+    detail: str = ""
+
+
+@dataclass
+class BatchResult:
+    outcomes: list
+    mode: str
+    seconds: float
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for o in self.outcomes if o.status == "failed")
+
+    @property
+    def returncode(self) -> int:
+        return 1 if self.failed else 0
+
+
+# --------------------------------------------------------------------------- pre-flight
+
+
+def _meta(cell) -> dict:
+    return (cell.get("metadata") or {}).get("nbgrader") or {}
+
+
+def _release_ids(nb) -> set:
+    return {_meta(c).get("grade_id") for c in nb.cells if _meta(c).get("grade_id")}
+
+
+def _other_assignment(course: Course, assignment: str, ids: set) -> str:
+    best, overlap = "", 0
+    for other in course.assignments:
+        path = course.notebook("notebooks", other)
+        if other == assignment or not path.exists():
+            continue
+        try:
+            common = len(ids & _release_ids(nbformat.read(path, as_version=4)))
+        except Exception:
+            continue
+        if common > overlap:
+            best, overlap = other, common
+    return best
+
+
+def read_submission(path: Path):
+    """(notebook, problem): the problem says in words why the file cannot be graded."""
+    if not path.exists():
+        others = sorted(p.name for p in path.parent.iterdir()) if path.parent.exists() else []
+        found = f" (the folder has: {', '.join(others)})" if others else ""
+        return None, f"no notebook named {path.name} was submitted{found}"
+    data = path.read_bytes()
+    if not data.strip():
+        return None, f"{path.name} is empty ({len(data)} bytes)"
+    try:
+        raw = json.loads(data.decode("utf-8", errors="strict"))
+    except UnicodeDecodeError as err:
+        return None, f"{path.name} is not UTF-8 text ({err.reason} at byte {err.start})"
+    except json.JSONDecodeError as err:
+        return None, f"{path.name} is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})"
+    if not isinstance(raw, dict) or "cells" not in raw or not isinstance(raw.get("cells"), list):
+        return None, f"{path.name} is JSON but not a notebook (no list of cells)"
+    try:
+        nb = nbformat.reads(data.decode("utf-8"), as_version=4)
+    except Exception as err:
+        return None, f"{path.name} is not a notebook nbformat can read ({type(err).__name__}: {err})"
+    return nb, ""
+
+
+def normalize(release, submitted, assignment: str) -> tuple:
+    """The release with the student's answers and extra cells in place; and notes on what changed."""
+    notes = []
+    release_cells = list(release.cells)
+    by_gid = {_meta(c)["grade_id"]: c for c in release_cells if _meta(c).get("grade_id")}
+    by_id = {c.get("id"): c for c in release_cells if c.get("id")}
+    answer_ids = [g for g, c in by_gid.items() if _meta(c).get("solution")]
+    seen: dict[str, list] = {}
+    extras: dict[str, list] = {}
+    anchor = ""
+    order = []
+    for cell in submitted.cells:
+        gid = _meta(cell).get("grade_id")
+        release_cell = by_gid.get(gid) if gid else None
+        if release_cell is None and cell.get("id") in by_id and not gid:
+            release_cell = by_id[cell.get("id")]
+            gid = _meta(release_cell).get("grade_id")
+        if release_cell is not None and gid:
+            seen.setdefault(gid, []).append(cell)
+            order.append(gid)
+            anchor = gid
+            continue
+        extra = nbformat.v4.new_code_cell(cell.get("source", "")) if cell.get("cell_type") == "code" else \
+            nbformat.v4.new_markdown_cell(cell.get("source", ""))
+        extras.setdefault(anchor, []).append(extra)
+    out = list(extras.get("", []))
+    for cell in release_cells:
+        gid = _meta(cell).get("grade_id")
+        copies = seen.get(gid, [])
+        new = copy.deepcopy(cell)
+        if gid in answer_ids:
+            if copies:
+                chosen = copies[-1]
+                new.source = chosen.get("source", "")
+                if len(copies) > 1:
+                    notes.append(f"answer cell `{gid}` appears {len(copies)} times: the last copy was graded.")
+                if chosen.get("cell_type") != cell.cell_type:
+                    notes.append(f"answer cell `{gid}` had been turned into {chosen.get('cell_type')}: it was "
+                                 f"graded as {cell.cell_type} again.")
+            else:
+                notes.append(f"answer cell `{gid}` is missing: graded as unanswered.")
+        elif gid:
+            if not copies:
+                what = "test cell" if _meta(cell).get("grade") else "cell"
+                notes.append(f"{what} `{gid}` was deleted: the original was put back.")
+            else:
+                if len(copies) > 1:
+                    notes.append(f"cell `{gid}` appears {len(copies)} times: it was kept once.")
+                if any(c.get("cell_type") != cell.cell_type for c in copies):
+                    notes.append(f"cell `{gid}` had been turned into {copies[-1].get('cell_type')}: the original "
+                                 "was put back.")
+        out.append(new)
+        out.extend(extras.get(gid, []))
+    kept = [g for g in order if g in by_gid]
+    first_seen = list(dict.fromkeys(kept))
+    release_order = [g for g in by_gid if g in first_seen]
+    if first_seen != release_order:
+        notes.append("cells had been moved: they were graded in the order of the assignment.")
+    nb = copy.deepcopy(release)
+    nb.cells = out
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+    return nb, notes
+
+
+def notes_cell(notes: list, problem: str = ""):
+    lines = ["**Notes from the grader**", ""]
+    if problem:
+        lines.append(f"- Your submission could not be graded: {problem}. It was graded as the unanswered "
+                     "assignment (no points).")
+    lines += [f"- {n}" for n in notes]
+    cell = nbformat.v4.new_markdown_cell("\n".join(lines))
+    cell.metadata["lstm_course_notes"] = True
+    return cell
+
+
+def stage(course: Course, job: Job, staged_root: Path, force_release: str = "") -> Path:
+    """Write the notebook nbgrader will grade for this job; returns its path."""
+    release_path = course.notebook("notebooks", job.assignment)
+    release = nbformat.read(release_path, as_version=4)
+    submitted_dir = course.dir("submitted") / job.student / job.assignment
+    dest_dir = staged_root / job.student / job.assignment
+    shutil.rmtree(dest_dir, ignore_errors=True)
+    dest_dir.mkdir(parents=True)
+    if submitted_dir.exists():
+        for item in submitted_dir.iterdir():
+            if item.name == f"{job.assignment}.ipynb" or item.is_symlink():
+                continue
+            if item.is_file():
+                shutil.copy2(item, dest_dir / item.name)
+            elif item.is_dir():
+                shutil.copytree(item, dest_dir / item.name, symlinks=False, ignore_dangling_symlinks=True)
+    nb, problem = (None, force_release) if force_release else \
+        read_submission(submitted_dir / f"{job.assignment}.ipynb")
+    notes = []
+    if nb is not None:
+        ids = {_meta(c).get("grade_id") for c in nb.cells if _meta(c).get("grade_id")}
+        answers = {_meta(c)["grade_id"] for c in release.cells if _meta(c).get("solution")}
+        if not ids & _release_ids(release):
+            other = _other_assignment(course, job.assignment, ids)
+            problem = (f"it is a notebook for another assignment ({other})" if other else
+                       f"none of its cells belong to {job.assignment} (their nbgrader metadata is missing)")
+            nb = None
+        elif not ids & answers:
+            notes.append("none of the answer cells were found: graded as unanswered.")
+    if nb is None:
+        graded = copy.deepcopy(release)
+    else:
+        graded, more = normalize(release, nb, job.assignment)
+        notes += more
+    if problem or notes:
+        graded.cells.insert(0, notes_cell(notes, problem))
+    job.notes, job.problem = notes, problem
+    path = dest_dir / f"{job.assignment}.ipynb"
+    nbformat.write(graded, path)
+    return path
+
+
+# --------------------------------------------------------------------------- the gradebook
+
+
+def worker_db_url(db_url: str) -> str:
+    """SQLite: wait for other writers instead of failing with 'database is locked'."""
+    if db_url.startswith("sqlite") and "timeout=" not in db_url:
+        return db_url + ("&" if "?" in db_url else "?") + f"timeout={SQLITE_TIMEOUT}"
+    return db_url
+
+
+def prepare_gradebook(course: Course, jobs: list) -> None:
+    """Create the gradebook and every student once, before parallel writers start."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(worker_db_url(course.db)) as gb:
+        for student in sorted({j.student for j in jobs}):
+            gb.update_or_create_student(student)
+
+
+def zero_grades(course: Course, assignment: str, student: str) -> None:
+    """Last resort: zeros in the gradebook for a submission nbgrader could not grade at all."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(worker_db_url(course.db)) as gb:
+        gb.update_or_create_student(student)
+        try:
+            submission = gb.find_submission(assignment, student)
+        except MissingEntry:
+            submission = gb.add_submission(assignment, student)
+        for notebook in submission.notebooks:
+            for grade in notebook.grades:
+                grade.auto_score = 0
+                grade.needs_manual_grade = False
+        gb.db.commit()
+
+
+# --------------------------------------------------------------------------- one job
+
+
+class Runner:
+    """``jobs`` workers; each grades a few submissions of one assignment per nbgrader process."""
+
+    def __init__(self, course: Course, todo: list, jobs: int, mode: str, cell_timeout: int, budget: int,
+                 grading: Path, say):
+        self.course, self.jobs, self.mode = course, jobs, mode
+        self.cell_timeout, self.budget = cell_timeout, budget
+        self.grading, self.log_root = grading, grading / "logs"
+        self.spec_root = grading / "jupyter"
+        self.say = say
+        self.threads = max(1, (os.cpu_count() or 1) // jobs)
+        # nbgrader start-up costs seconds: share it among a few notebooks, but keep the workers balanced
+        self.chunk = max(1, min(4, len(todo) // (2 * jobs)))
+        # wall-clock limit of an nbgrader process, per notebook (the budget covers the notebook and its restarts)
+        self.per_notebook = int(os.environ.get("GRADING_TIMEOUT") or budget + 140)
+        self.pending = list(todo)
+        # run as root, each worker's kernels get their own uid; batches running side by side, their own range
+        self.uid_base = UID_BASE + (os.getpid() % 2000) * 16
+        self.lock = threading.Lock()
+        self.outcomes: list = []
+
+    def env(self, slot: int, ipc_dir: str) -> dict:
+        jupyter_path = os.pathsep.join(p for p in [str(self.spec_root), os.environ.get("JUPYTER_PATH", "")] if p)
+        path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        env = {
+            **os.environ, "PATH": path, "JUPYTER_PATH": jupyter_path, "GRADING_KERNEL": sandbox.KERNEL_NAME,
+            "LSTM_IPC_PREFIX": os.path.join(ipc_dir, "k"), sandbox.LOG_ENV: str(self.log_root),
+            sandbox.MODE_ENV: self.mode, sandbox.THREADS_ENV: str(self.threads),
+            "CELL_TIMEOUT": str(self.cell_timeout), "NOTEBOOK_BUDGET": str(self.budget),
+            "PYTHONUNBUFFERED": "1",
+        }
+        if os.geteuid() == 0:
+            env[sandbox.UID_ENV] = str(self.uid_base + slot)
+        env.setdefault(sandbox.CPU_ENV, str(max(sandbox.DEFAULT_CPU_SECONDS, 3 * self.budget * self.threads)))
+        return env
+
+    def nbgrader(self, assignment: str, staged: Path, env: dict, timeout: float, student: str = ""):
+        cmd = [sys.executable, "-c", NBGRADER_MAIN, "autograde", assignment, "--force",
+               f"--CourseDirectory.root={self.course.root}",
+               f"--CourseDirectory.db_url={worker_db_url(self.course.db)}",
+               f"--CourseDirectory.submitted_directory={staged}"] + ([f"--student={student}"] if student else [])
+        # Output to a file, not a pipe: a kernel that outlives nbgrader must not keep the batch waiting.
+        with tempfile.TemporaryFile("w+") as out:
+            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True,
+                                    start_new_session=True)
+            try:
+                rc = proc.wait(timeout=timeout)
+                note = ""
+            except subprocess.TimeoutExpired:
+                rc, note = -1, f"\n[batch: nbgrader ran past {timeout:.0f} s and was stopped]"
+            finally:
+                with contextlib.suppress(OSError):
+                    os.killpg(proc.pid, signal.SIGKILL)  # and anything it left behind in its group
+                proc.wait()
+            out.seek(0)
+            return rc, out.read()[-200_000:] + note
+
+    def graded(self, job: Job) -> bool:
+        """nbgrader went all the way (autograder.execute.MarkGraded logged it after saving the grades)."""
+        return any(r.get("kind") == "graded" for r in _read(self.log_of(job)))
+
+    def log_of(self, job: Job) -> Path:
+        return self.log_root / job.assignment / f"{job.student}.jsonl"
+
+    def take(self) -> list:
+        with self.lock:
+            if not self.pending:
+                return []
+            first = self.pending.pop(0)
+            chunk = [first]
+            for job in list(self.pending):
+                if len(chunk) >= self.chunk:
+                    break
+                if job.assignment == first.assignment:
+                    self.pending.remove(job)
+                    chunk.append(job)
+            return chunk
+
+    def worker(self, slot: int) -> None:
+        while True:
+            chunk = self.take()
+            if not chunk:
+                return
+            for outcome in self.run(slot, chunk):
+                with self.lock:
+                    self.outcomes.append(outcome)
+                    self.say(summary_line(outcome))
+
+    def run(self, slot: int, chunk: list) -> list:
+        assignment = chunk[0].assignment
+        staged = self.grading / "staged" / f"w{slot}"
+        shutil.rmtree(staged, ignore_errors=True)
+        ipc_dir = tempfile.mkdtemp(prefix="lstm-ipc-")
+        os.chmod(ipc_dir, 0o700)
+        try:
+            for job in chunk:
+                self.log_of(job).parent.mkdir(parents=True, exist_ok=True)
+                self.log_of(job).write_text("")
+                stage(self.course, job, staged)
+            env = self.env(slot, ipc_dir)
+            rc, out = self.nbgrader(assignment, staged, env, self.per_notebook * len(chunk))
+            if rc != 0:  # a notebook nbgrader could not finish must not keep a sanitized, unexecuted copy
+                for job in chunk:
+                    if not self.graded(job):
+                        shutil.rmtree(self.course.dir("autograded") / job.student / job.assignment,
+                                      ignore_errors=True)
+            outcomes = []
+            for job in chunk:
+                if self.graded(job):
+                    outcomes.append(self.outcome(job, "graded", ""))
+                elif not any(r.get("kind") == "start" for r in _read(self.log_of(job))):
+                    with self.lock:  # never reached (the process stopped early): grade it on its own
+                        self.pending.append(job)
+                else:
+                    outcomes.append(self.fallback(slot, job, env, _nbgrader_error(out)))
+            return outcomes
+        finally:
+            shutil.rmtree(ipc_dir, ignore_errors=True)
+            shutil.rmtree(staged, ignore_errors=True)
+            if os.geteuid() == 0:
+                for job in chunk:
+                    sandbox._chown_tree(str(self.course.dir("autograded") / job.student), 0)
+
+    def fallback(self, slot: int, job: Job, env: dict, detail: str) -> Outcome:
+        """Grade the unanswered release with a note saying why; zeros in the gradebook if even that fails."""
+        _append(self.log_of(job), {"kind": "grading-failed", "detail": detail[-800:]})
+        last = detail.strip().splitlines()[-1] if detail.strip() else "no detail"
+        staged = self.grading / "staged" / f"w{slot}-fallback"
+        shutil.rmtree(staged, ignore_errors=True)
+        stage(self.course, job, staged, force_release=f"grading it failed ({last})")
+        env = {**env, "NOTEBOOK_BUDGET": str(min(self.budget, 120))}
+        rc, out = self.nbgrader(job.assignment, staged, env, max(self.per_notebook, 300), job.student)
+        shutil.rmtree(staged, ignore_errors=True)
+        if self.graded(job):
+            return self.outcome(job, "fallback", detail)
+        zero_grades(self.course, job.assignment, job.student)
+        return self.outcome(job, "failed", detail + "\nfallback grading failed too:\n" + _nbgrader_error(out))
+
+    def outcome(self, job: Job, status: str, detail: str) -> Outcome:
+        records = _read(self.log_of(job))
+        times = [r["time"] for r in records if "time" in r]
+        seconds = (max(times) - min(times)) if len(times) > 1 else 0.0
+        events = [r for r in records if r.get("kind") in HOSTILE_KINDS | {
+            "cell-skipped", "exit", "report", "grading-failed", "gave-up"}]
+        notes = job.notes + ([job.problem] if job.problem else [])
+        return Outcome(job.assignment, job.student, status, seconds, notes, events, detail)
+
+
+def _nbgrader_error(out: str) -> str:
+    lines = [ln for ln in (out or "").splitlines() if "ERROR" in ln or "Error" in ln or "[batch" in ln]
+    return "\n".join(lines[-12:]) or (out or "")[-1500:]
+
+
+def _append(path: Path, record: dict) -> None:
+    with open(path, "a") as fh:
+        fh.write(json.dumps({"time": round(time.time(), 3), **record}, sort_keys=True) + "\n")
+
+
+def _read(path: Path) -> list:
+    from .execute import read_log
+
+    return read_log(str(path))
+
+
+# --------------------------------------------------------------------------- the batch
+
+
+def default_jobs() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+def submissions(course: Course, assignments: list, students: list | None = None) -> list:
+    jobs = []
+    for assignment in assignments:
+        for student in students or course.students():
+            if (course.dir("submitted") / student / assignment).is_dir():
+                jobs.append(Job(assignment, student))
+    return jobs
+
+
+def autograde(course: Course, assignments: list, students: list | None = None, jobs: int | None = None,
+              say=print) -> BatchResult:
+    """Grade every submitted (assignment, student); see the module docstring."""
+    start = time.monotonic()
+    todo = submissions(course, assignments, students)
+    mode, why = sandbox.resolve_mode()
+    say(sandbox.describe(mode, why))
+    if not todo:
+        return BatchResult([], mode, 0.0)
+    grading = course.dir("autograded") / GRADING_DIR
+    for d in ("staged", "logs", "jupyter"):
+        (grading / d).mkdir(parents=True, exist_ok=True)
+    sandbox.write_kernelspec(grading / "jupyter")
+    for assignment in {j.assignment for j in todo}:
+        if not course.notebook("notebooks", assignment).exists():
+            course.nbgrader("generate_assignment", assignment, "--force")
+    prepare_gradebook(course, todo)
+    n = max(1, min(jobs or default_jobs(), len(todo)))
+    runner = Runner(course, todo, n, mode, int(os.environ.get("CELL_TIMEOUT", "180")),
+                    int(os.environ.get("NOTEBOOK_BUDGET", "600")), grading, say)
+    say(f"grading {len(todo)} submission(s) of {', '.join(sorted({j.assignment for j in todo}))} with "
+        f"{n} job(s) at a time, {runner.threads} thread(s) per kernel")
+    threads = [threading.Thread(target=runner.worker, args=(slot,)) for slot in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    outcomes = sorted(runner.outcomes, key=lambda o: (o.assignment, o.student))
+    result = BatchResult(outcomes, mode, time.monotonic() - start)
+    write_report(grading / "grading-log.txt", result)
+    hostile = [o for o in outcomes if any(e.get("kind") in HOSTILE_KINDS for e in o.events)]
+    if hostile:
+        say(f"attempts on the grader or the sandbox by: {', '.join(sorted({o.student for o in hostile}))} "
+            f"(details: {grading / 'grading-log.txt'})")
+    return result
+
+
+def describe_event(e: dict) -> str:
+    kind = e.get("kind")
+    if kind == "blocked":
+        return f"BLOCKED {e.get('what')} ({e.get('event')}) at {e.get('at')}"
+    if kind == "tampering":
+        return f"TAMPERING: changed {e.get('changed')} (noticed at {e.get('at')})"
+    if kind in ("forged", "forged-pass", "forged-report"):
+        return f"FORGERY on the guard channel: {e.get('claimed') or e.get('detail') or e.get('text')} {e.get('at', '')}"
+    if kind == "outside-scratch":
+        return f"OUTSIDE SCRATCH: {e.get('event')} {e.get('path')} (write={e.get('write')}) at {e.get('at')}"
+    if kind == "unverified":
+        return f"UNCONFIRMED test cell {e.get('cell')}: no signed pass for {', '.join(e.get('missing', []))}"
+    if kind == "cell-skipped":
+        return f"cell {e.get('cell')} skipped: {e.get('detail')}"
+    if kind == "report":
+        return f"{e.get('what')}: {e.get('detail')}"
+    if kind == "exit":
+        return f"kernel {e.get('detail')}"
+    return f"{kind}: {e.get('detail', '')}"
+
+
+def summary_line(o: Outcome) -> str:
+    flags = sorted({e.get("kind") for e in o.events if e.get("kind") in HOSTILE_KINDS})
+    extra = f"  [{', '.join(flags)}]" if flags else ""
+    skipped = sum(1 for e in o.events if e.get("kind") == "cell-skipped")
+    extra += f"  [{skipped} cell(s) skipped]" if skipped else ""
+    note = f"  ({o.notes[-1]})" if o.notes and o.status != "graded" else ""
+    return f"  {o.assignment} / {o.student}: {o.status} in {o.seconds:.1f} s{extra}{note}"
+
+
+def write_report(path: Path, result: BatchResult) -> None:
+    lines = [f"== grading run {time.strftime('%Y-%m-%d %H:%M:%S')} ({result.mode}, {result.seconds:.1f} s) =="]
+    for o in result.outcomes:
+        lines.append(summary_line(o).strip())
+        for note in o.notes:
+            lines.append(f"    note: {note}")
+        for e in o.events:
+            if e.get("kind") == "exit" and (e.get("requested") or str(e.get("status")) in ("0", "None")):
+                continue
+            lines.append(f"    {describe_event(e)}")
+        if o.detail:
+            lines += [f"    | {ln}" for ln in o.detail.splitlines()[-8:]]
+    with open(path, "a") as fh:
+        fh.write("\n".join(lines) + "\n")
+

@@ -1,0 +1,508 @@
+"""Each grading kernel in its own sandbox, with limits, started through a kernelspec.
+
+nbgrader starts kernels from a kernelspec; ours (``lstm-course-sandbox``, written by ``write_kernelspec``)
+runs ``python -m autograder.sandbox kernel {connection_file}``, this module's launcher, as the grader.
+The launcher starts the real kernel (``autograder.guard.main``, then ipykernel) inside bubblewrap:
+
+- the file system holds only what the kernel needs: /usr, the Python installation and the environment,
+  read-only; the notebook's own directory (``autograded/<student>/<assignment>``) and a private /tmp,
+  writable; the directory of the kernel's ``ipc`` sockets. Not the course: not source/, solutions/,
+  the gradebook, other students' work or the grader's hidden tests (the kernel imports those from an
+  archive that it deletes before the first cell);
+- no network (its own, empty network namespace: the kernel talks to nbgrader over unix sockets,
+  which is why the kernel manager uses the ``ipc`` transport), its own PID, IPC and UTS namespaces,
+  ``interrupt_mode: message`` (signals cannot reach into the PID namespace);
+- limits: address space (memory), CPU seconds, processes, file size, a bounded /tmp, and a watchdog on
+  resident memory; run as root, each kernel also gets its own unprivileged uid, so process limits and
+  signals cannot touch another kernel.
+
+Without a working bubblewrap the launcher runs the kernel with the limits only and says so loudly
+(``probe``, ``describe``); ``LSTM_SANDBOX=none`` asks for that on purpose, ``LSTM_SANDBOX=bwrap`` makes
+a missing bubblewrap an error.
+
+The launcher also reads the kernel's guard channel (see ``autograder/guard.py``), checks each record's
+signature and appends it to the grading log named by ``LSTM_GRADING_LOG``.
+"""
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+KERNEL_NAME = "lstm-course-sandbox"
+BOOT = "import sys; sys.path.insert(0, sys.argv[1]); import autograder.guard as g; g.main(sys.argv[1:])"
+PACKAGE = Path(__file__).resolve().parent
+
+# Settings, from the environment (the batch sets them for every nbgrader process it starts).
+MODE_ENV = "LSTM_SANDBOX"  # auto (default) | bwrap | none
+MEMORY_ENV = "LSTM_KERNEL_MEMORY_MB"
+CPU_ENV = "LSTM_KERNEL_CPU_SECONDS"
+PROCS_ENV = "LSTM_KERNEL_PROCS"
+THREADS_ENV = "LSTM_KERNEL_THREADS"
+UID_ENV = "LSTM_SANDBOX_UID"
+LOG_ENV = "LSTM_GRADING_LOG"  # directory of the grading logs
+TMP_MB_ENV = "LSTM_KERNEL_TMP_MB"
+DEVICE_ENV = "LSTM_COURSE_DEVICE"
+BWRAP_ENV = "LSTM_BWRAP"  # the bubblewrap binary (default: bwrap on PATH)
+
+DEFAULT_MEMORY_MB = 6144
+DEFAULT_CPU_SECONDS = 1800
+DEFAULT_PROCS = 256
+DEFAULT_TMP_MB = 512
+FILE_SIZE_MB = 512
+
+
+def settings() -> dict:
+    env = os.environ
+    return {
+        "mode": env.get(MODE_ENV, "auto"),
+        "memory_mb": int(env.get(MEMORY_ENV) or DEFAULT_MEMORY_MB),
+        "cpu_seconds": int(env.get(CPU_ENV) or DEFAULT_CPU_SECONDS),
+        "procs": int(env.get(PROCS_ENV) or DEFAULT_PROCS),
+        "threads": int(env.get(THREADS_ENV) or 0),
+        "uid": int(env.get(UID_ENV) or 0),
+        "log": env.get(LOG_ENV, ""),
+        "tmp_mb": int(env.get(TMP_MB_ENV) or DEFAULT_TMP_MB),
+        "device": env.get(DEVICE_ENV, "cpu"),
+    }
+
+
+def write_kernelspec(dest: Path) -> Path:
+    """``dest/kernels/lstm-course-sandbox/kernel.json``; put ``dest`` on JUPYTER_PATH to use it."""
+    spec_dir = dest / "kernels" / KERNEL_NAME
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "argv": [sys.executable, "-m", "autograder.sandbox", "kernel", "{connection_file}"],
+        "display_name": "Python (LSTM course, sandboxed grading)",
+        "language": "python",
+        "interrupt_mode": "message",
+        "metadata": {"debugger": False},
+        "kernel_protocol_version": "5.5",
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1))
+    return spec_dir
+
+
+# --------------------------------------------------------------------------- what the kernel may see
+
+
+def _python_roots() -> list[str]:
+    roots = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    roots.add(os.path.dirname(os.path.dirname(os.path.realpath(sys.executable))))
+    for entry in sys.path:
+        if entry and os.path.isdir(entry) and ("-packages" in entry):
+            roots.add(os.path.realpath(entry))
+    # keep the outermost of nested roots
+    kept = []
+    for root in sorted(roots, key=len):
+        if not any(root == k or root.startswith(k + os.sep) for k in kept):
+            kept.append(root)
+    return [r for r in kept if not r.startswith("/usr/") and r != "/usr"]
+
+
+def bwrap_argv(scratch: str, ipc_dir: str | None, cfg: dict, fds: dict, as_root: bool) -> list[str]:
+    """bubblewrap's command line for one kernel (everything but the command it runs)."""
+    bwrap = os.environ.get(BWRAP_ENV) or shutil.which("bwrap") or "bwrap"
+    made = {"/", "/usr", "/tmp", "/proc", "/dev", "/grader"}
+
+    def parents(path):
+        """Create the path's missing ancestors world-traversable (bwrap would make them 0700)."""
+        out, parts = [], Path(path).parts
+        for k in range(2, len(parts)):
+            anc = os.path.join(*parts[:k])
+            if anc not in made:
+                made.add(anc)
+                out += ["--perms", "0755", "--dir", anc]
+        return out
+
+    argv = [bwrap, "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-net", "--unshare-ipc",
+            "--unshare-uts", "--unshare-cgroup-try", "--hostname", "grading"]
+    if not as_root:
+        argv += ["--unshare-user"]
+    argv += ["--ro-bind", "/usr", "/usr"]
+    for link in ("bin", "lib", "lib64", "sbin", "lib32", "libx32"):
+        target = os.path.join("/", link)
+        if os.path.islink(target):
+            argv += ["--symlink", os.readlink(target), target]
+        elif os.path.isdir(target):
+            argv += ["--ro-bind", target, target]
+    # The private /tmp comes before the read-only binds: a checkout or venv under /tmp stays visible.
+    argv += ["--size", str(cfg["tmp_mb"] * 2**20), "--tmpfs", "/tmp", "--dir", "/tmp/home"]
+    for etc in ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "fonts", "localtime", "nsswitch.conf",
+                "passwd", "group", "hosts", "alternatives", "ssl/certs", "mime.types"):
+        if os.path.exists(f"/etc/{etc}"):
+            argv += parents(f"/etc/{etc}") + ["--ro-bind", f"/etc/{etc}", f"/etc/{etc}"]
+    for root in _python_roots():
+        argv += parents(root) + ["--ro-bind", root, root]
+    argv += ["--proc", "/proc", "--dev", "/dev"]
+    if cfg["device"].startswith("cuda"):
+        for dev in sorted(Path("/dev").glob("nvidia*")):
+            argv += ["--dev-bind", str(dev), str(dev)]
+        argv += ["--ro-bind-try", "/sys", "/sys"]
+    elif os.path.isdir("/sys/devices/system/cpu"):
+        argv += parents("/sys/devices/system/cpu") + ["--ro-bind", "/sys/devices/system/cpu", "/sys/devices/system/cpu"]
+    argv += ["--size", str(64 * 2**20), "--tmpfs", "/grader"]
+    argv += ["--perms", "0644", "--file", str(fds["zip"]), "/grader/autograder.zip"]
+    argv += ["--perms", "0666", "--file", str(fds["connection"]), "/grader/connection.json"]
+    argv += ["--chmod", "0777", "/grader", "--chmod", "1777", "/tmp", "--chmod", "0777", "/tmp/home"]
+    argv += parents(scratch) + ["--bind", scratch, scratch]
+    if ipc_dir:
+        argv += parents(ipc_dir) + ["--bind", ipc_dir, ipc_dir]
+    argv += ["--chdir", scratch, "--clearenv"]
+    for name, value in kernel_env(cfg, scratch).items():
+        argv += ["--setenv", name, value]
+    return argv
+
+
+def kernel_env(cfg: dict, scratch: str = "") -> dict:
+    threads = str(cfg["threads"] or max(1, (os.cpu_count() or 1)))
+    env = {
+        "HOME": "/tmp/home", "USER": "student", "LOGNAME": "student", "TMPDIR": "/tmp",
+        "PATH": f"{os.path.dirname(sys.executable)}:/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+        "MPLCONFIGDIR": "/tmp/home/.matplotlib", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONNOUSERSITE": "1", "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
+        "OPENBLAS_NUM_THREADS": threads, "MALLOC_ARENA_MAX": "2", "LSTM_KERNEL_THREADS": threads,
+        DEVICE_ENV: cfg["device"], "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
+        "NBGRADER_EXECUTION": os.environ.get("NBGRADER_EXECUTION", "autograde"),
+        "JUPYTER_PLATFORM_DIRS": "1", "TORCHINDUCTOR_CACHE_DIR": "/tmp/inductor",
+        "LSTM_ASSIGNMENT": Path(scratch).name if scratch else "",  # autograded/<student>/<assignment>
+    }
+    for name in ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES"):
+        if name in os.environ:
+            env[name] = os.environ[name]
+    return env
+
+
+# --------------------------------------------------------------------------- probing
+
+
+_PROBED: dict = {}
+
+
+def bwrap_works() -> tuple[bool, str]:
+    """Whether bubblewrap can start a sandbox like the kernels' here, and why not."""
+    binary = os.environ.get(BWRAP_ENV) or shutil.which("bwrap") or ""
+    if binary in _PROBED:
+        return _PROBED[binary]
+    if not binary or not os.access(binary, os.X_OK):
+        result = (False, f"bubblewrap ({binary or 'bwrap'}) is not installed: apt-get install bubblewrap")
+    else:
+        scratch = os.path.realpath(os.getcwd())
+        cfg = {**settings(), "device": "cpu"}
+        zr, zw = os.pipe()
+        cr, cw = os.pipe()
+        os.write(zw, b"x")
+        os.write(cw, b"{}")
+        os.close(zw)
+        os.close(cw)
+        argv = bwrap_argv(scratch, None, cfg, {"zip": zr, "connection": cr}, os.geteuid() == 0)
+        argv += ["--", sys.executable, "-c", "import sys; print('ok')"]
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=60, pass_fds=(zr, cr))
+            ok = done.returncode == 0 and done.stdout.strip() == "ok"
+            result = (ok, "" if ok else f"bwrap failed here: {done.stderr.strip()[-500:]}")
+        except (OSError, subprocess.TimeoutExpired) as err:
+            result = (False, f"bwrap failed here: {err}")
+        finally:
+            os.close(zr)
+            os.close(cr)
+    _PROBED[binary] = result
+    return result
+
+
+def resolve_mode(requested: str | None = None) -> tuple[str, str]:
+    """("bwrap" | "none", why) for the requested mode: auto, bwrap or none."""
+    requested = requested or os.environ.get(MODE_ENV, "auto")
+    if requested == "none":
+        return "none", "sandbox switched off (LSTM_SANDBOX=none)"
+    ok, why = bwrap_works()
+    if ok:
+        return "bwrap", "bubblewrap sandbox"
+    if requested == "bwrap":
+        raise RuntimeError(f"LSTM_SANDBOX=bwrap but {why}")
+    return "none", why
+
+
+def describe(mode: str, why: str) -> str:
+    if mode == "bwrap":
+        return ("sandbox: bubblewrap (own file system view, no network, own PID namespace) with memory, CPU, "
+                "process and file-size limits per kernel")
+    bar = "!" * 78
+    return (f"{bar}\n!! WARNING: grading WITHOUT a sandbox: {why}.\n"
+            "!! Kernels still get memory, CPU, process and file-size limits and the in-kernel guard, but student\n"
+            "!! code can read and write anything this user can (the course, the gradebook, other students).\n"
+            f"!! Install bubblewrap (apt-get install bubblewrap) to grade untrusted submissions.\n{bar}")
+
+
+# --------------------------------------------------------------------------- the launcher
+
+
+def grader_archive() -> bytes:
+    """The autograder package as a zip (the kernel imports from it, then deletes it)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(PACKAGE.rglob("*.py")):
+            if "__pycache__" in path.parts:
+                continue
+            zf.write(path, f"autograder/{path.relative_to(PACKAGE).as_posix()}")
+    return buf.getvalue()
+
+
+def _fd_with(data: bytes) -> int:
+    fd = os.memfd_create("grader", 0)
+    os.write(fd, data)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def _count_tasks(uid: int) -> int:
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.stat(entry.path).st_uid == uid:
+                total += len(os.listdir(os.path.join(entry.path, "task")))
+        except OSError:
+            continue
+    return total
+
+
+def _limits(cfg: dict, uid: int):
+    import resource
+
+    procs = cfg["procs"] + (0 if os.geteuid() == 0 else _count_tasks(uid))
+
+    def apply():
+        os.setsid()
+        if not cfg["device"].startswith("cuda"):  # CUDA reserves huge address ranges; the watchdog covers it
+            mem = cfg["memory_mb"] * 2**20
+            resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+        cpu = cfg["cpu_seconds"]
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
+        resource.setrlimit(resource.RLIMIT_NPROC, (procs, procs))
+        size = FILE_SIZE_MB * 2**20
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+    return apply
+
+
+class GradingLog:
+    """Append-only JSON lines: what the guard reported, and what the launcher saw."""
+
+    def __init__(self, path: str, key: bytes, context: dict):
+        self.path, self.key, self.context = path, key, context
+        self.lock = threading.Lock()
+
+    def write(self, record: dict) -> None:
+        if not self.path:
+            return
+        line = json.dumps({"time": round(time.time(), 3), **self.context, **record}, sort_keys=True)
+        with self.lock, open(self.path, "a") as fh:
+            fh.write(line + "\n")
+
+    def pump(self, fd: int) -> None:
+        from .guard import parse_record
+
+        with os.fdopen(fd, "rb", buffering=0) as stream:
+            pending = b""
+            while True:
+                try:
+                    chunk = stream.read(65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                pending += chunk
+                while b"\n" in pending:
+                    raw, pending = pending.split(b"\n", 1)
+                    if len(raw) > 8192:
+                        self.write({"kind": "forged", "detail": f"{len(raw)} bytes on the guard channel"})
+                        continue
+                    text = raw.decode("utf-8", "replace")
+                    record = parse_record(text, self.key)
+                    if record is None:
+                        self.write({"kind": "forged", "detail": text[:300]})
+                    else:
+                        self.write({**record, "verified": True})
+                if len(pending) > 65536:
+                    self.write({"kind": "forged", "detail": "unterminated data on the guard channel"})
+                    pending = b""
+
+
+def _tree_rss_kb(root_pid: int) -> int:
+    """Resident memory of a process and its descendants."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            pid, ppid = int(entry.name), int(fields[1])
+            children.setdefault(ppid, []).append(pid)
+            rss[pid] = int(fields[21]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+        except (OSError, ValueError, IndexError):
+            continue
+    total, stack = 0, [root_pid]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack.extend(children.get(pid, []))
+    return total
+
+
+def _describe_exit(status: int, wrapped: bool = False) -> str:
+    if wrapped and status > 128 and (status - 128) in signal.Signals._value2member_map_:
+        status = -(status - 128)  # bubblewrap reports its child's death by signal N as exit status 128 + N
+    if status < 0:
+        sig = -status
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+        why = {"SIGKILL": "killed (out of memory, or stopped by the grader)", "SIGXCPU": "out of CPU time",
+               "SIGABRT": "aborted (os.abort)", "SIGSEGV": "crashed (segmentation fault)",
+               "SIGXFSZ": "wrote a file over the size limit"}.get(name, "ended by a signal")
+        return f"{why} [{name}]"
+    return f"exited with status {status}"
+
+
+def launch(connection_file: str, kernel_args: list[str] = ()) -> int:
+    cfg = settings()
+    mode, why = resolve_mode(cfg["mode"])
+    scratch = os.path.realpath(os.getcwd())
+    with open(connection_file) as fh:
+        connection = json.load(fh)
+    ipc_dir = None
+    if connection.get("transport") == "ipc":
+        ipc_dir = os.path.dirname(os.path.realpath(connection["ip"]))
+    elif mode == "bwrap":
+        print("sandboxed kernels need the ipc transport (c.KernelManager.transport = 'ipc')", file=sys.stderr)
+        return 2
+    key = os.urandom(32)
+    context = {"kernel_dir": scratch, "sandbox": mode}
+    log_file = ""
+    if cfg["log"]:  # <log dir>/<assignment>/<student>.jsonl; the kernel runs in autograded/<student>/<assignment>
+        student, assignment = Path(scratch).parts[-2:]
+        os.makedirs(os.path.join(cfg["log"], assignment), exist_ok=True)
+        log_file = os.path.join(cfg["log"], assignment, f"{student}.jsonl")
+    log = GradingLog(log_file, key, context)
+    as_root = os.geteuid() == 0
+    uid = cfg["uid"] if (as_root and cfg["uid"]) else os.geteuid()
+
+    key_r, key_w = os.pipe()
+    os.write(key_w, key)
+    os.close(key_w)
+    chan_r, chan_w = os.pipe()
+    archive = grader_archive()
+    pass_fds = [key_r, chan_w]
+    tmp_to_remove = None
+    if mode == "bwrap":
+        zip_fd = _fd_with(archive)
+        conn_fd = _fd_with(json.dumps(connection).encode())
+        pass_fds += [zip_fd, conn_fd]
+        argv = bwrap_argv(scratch, ipc_dir, cfg, {"zip": zip_fd, "connection": conn_fd}, as_root)
+        argv += ["--"]
+        if as_root and uid != 0:
+            argv += ["/usr/bin/setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                     "--inh-caps=-all", "--bounding-set=-all", "--"]
+        argv += [sys.executable, "-c", BOOT, "/grader/autograder.zip", str(chan_w), str(key_r),
+                 "/grader/connection.json", *kernel_args]
+        env = None
+        if as_root and uid != 0:
+            for path in [scratch] + ([ipc_dir] if ipc_dir else []):
+                _chown_tree(path, uid)
+    else:
+        import tempfile
+
+        tmp_to_remove = tempfile.mkdtemp(prefix="lstm-kernel-")
+        zip_path = os.path.join(tmp_to_remove, "autograder.zip")
+        with open(zip_path, "wb") as fh:
+            fh.write(archive)
+        argv = [sys.executable, "-c", BOOT, zip_path, str(chan_w), str(key_r), connection_file, *kernel_args]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("JPY_")}
+        env.update({k: v for k, v in kernel_env(cfg, scratch).items() if k not in ("HOME", "TMPDIR", "PATH", "USER")})
+    log.write({"kind": "start", "detail": f"{mode}: {why}", "uid": uid})
+    proc = subprocess.Popen(argv, pass_fds=pass_fds, preexec_fn=_limits(cfg, uid), env=env)
+    os.close(key_r)
+    os.close(chan_w)
+    for fd in pass_fds[2:]:
+        os.close(fd)
+    pump = threading.Thread(target=log.pump, args=(chan_r,), daemon=True)
+    pump.start()
+
+    stopped = []
+
+    def forward(signum, _frame):
+        # jupyter_client sends SIGTERM when a kernel is slow to shut down: its results are in by then
+        stopped.append(signum)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)
+
+    limit_kb = cfg["memory_mb"] * 1024
+    killed_for_memory = False
+    parent = os.getppid()
+    while proc.poll() is None:
+        try:
+            proc.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            if os.getppid() != parent:  # nbgrader is gone (killed at its time limit): so is the kernel
+                stopped.append("orphaned")
+                with contextlib.suppress(OSError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+            elif _tree_rss_kb(proc.pid) > limit_kb:
+                killed_for_memory = True
+                with contextlib.suppress(OSError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+    status = proc.returncode
+    pump.join(timeout=5)
+    if killed_for_memory:
+        detail = f"killed: its resident memory went over the limit of {cfg['memory_mb']} MB"
+    elif stopped:
+        detail = "stopped by the grader"
+    else:
+        detail = _describe_exit(status, wrapped=mode == "bwrap")
+    log.write({"kind": "exit", "status": status, "detail": detail, "requested": bool(stopped)})
+    if as_root and uid != 0 and mode == "bwrap":
+        _chown_tree(scratch, 0)
+    if tmp_to_remove:
+        shutil.rmtree(tmp_to_remove, ignore_errors=True)
+    return 0 if status == 0 else 1
+
+
+def _chown_tree(path: str, uid: int) -> None:
+    for root, dirs, files in os.walk(path):
+        for name in [root] + [os.path.join(root, n) for n in dirs + files]:
+            try:
+                os.lchown(name, uid, uid)
+            except OSError:
+                pass
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) >= 2 and argv[0] == "kernel":
+        return launch(argv[1], [a for a in argv[2:] if a.startswith("--")])
+    if argv == ["probe"]:
+        mode, why = resolve_mode()
+        print(describe(mode, why))
+        return 0
+    print("usage: python -m autograder.sandbox kernel CONNECTION_FILE | probe", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,156 @@
+"""Grading throughput: seconds per notebook against the floor, and the speed-up of 2 jobs over 1.
+
+    .venv/bin/python benchmarks/grading.py --out bench-results [--submissions 20]
+
+The floor is what no grader can beat: a fresh kernel that imports torch (the course's plain kernel, and
+the sandboxed one the grader uses, which also loads the hidden tests and arms its guard). Grading is
+the whole of `python -m autograder autograde` on notebook 1 (pre-flight, nbgrader, the sandboxed kernel,
+the gradebook), on a throwaway course with N submissions, with 1 and then 2 jobs at a time.
+Results are printed and written to OUT/grading.json and OUT/grading.txt.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from autograder import sandbox  # noqa: E402
+from autograder.course import copy_course  # noqa: E402
+from autograder.demo import PLANTED  # noqa: E402
+from autograder.submissions import fill, read, reference_answers, reference_submission, submit  # noqa: E402
+
+A = "01_lstm_cell"
+
+
+async def _kernel_with_torch(kernel_name: str, ipc_dir: str | None) -> float:
+    from jupyter_client.manager import AsyncKernelManager
+
+    extra = {"transport": "ipc", "ip": os.path.join(ipc_dir, "k")} if ipc_dir else {}
+    km = AsyncKernelManager(kernel_name=kernel_name, **extra)
+    scratch = tempfile.mkdtemp(prefix="lstm-floor-")
+    start = time.perf_counter()
+    await km.start_kernel(cwd=scratch, extra_arguments=["--HistoryManager.hist_file=:memory:"])
+    kc = km.client()
+    kc.start_channels()
+    try:
+        await kc.wait_for_ready(timeout=120)
+        msg_id = kc.execute("import torch")
+        while True:
+            msg = await kc.get_iopub_msg(timeout=120)
+            if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status" \
+                    and msg["content"]["execution_state"] == "idle":
+                break
+        return time.perf_counter() - start
+    finally:
+        kc.stop_channels()
+        await km.shutdown_kernel(now=True)
+        shutil.rmtree(scratch, ignore_errors=True)
+        if ipc_dir:
+            shutil.rmtree(ipc_dir, ignore_errors=True)
+
+
+def floor(kernel_name: str, sandboxed: bool, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        ipc = tempfile.mkdtemp(prefix="lstm-ipc-") if sandboxed else None
+        times.append(asyncio.run(_kernel_with_torch(kernel_name, ipc)))
+    return statistics.median(times)
+
+
+def make_course(n: int):
+    course = copy_course(Path(tempfile.mkdtemp(prefix="lstm-bench-")))
+    course.nbgrader("generate_assignment", A, "--force")
+    answers = reference_answers(read(course.notebook("source", A)))
+    release = read(course.notebook("notebooks", A))
+    kinds = [
+        lambda: reference_submission(course, A),
+        lambda: release,
+        lambda: reference_submission(course, A, PLANTED[A]),
+        lambda: fill(release, {**answers, "sigmoid": "def sigmoid(x):\n    return 1 / (1 + torch.exp(-x))\n"}),
+    ]
+    for k in range(n):
+        submit(course, f"student{k:02d}", A, kinds[k % len(kinds)]())
+    return course
+
+
+def grade(n: int, jobs: int) -> tuple[float, dict]:
+    from autograder import report
+
+    course = make_course(n)
+    try:
+        start = time.perf_counter()
+        result = course.autograde(A, jobs=jobs)
+        seconds = time.perf_counter() - start
+        if result.returncode != 0:
+            raise SystemExit(f"grading failed:\n{result.stdout}\n{result.stderr}")
+        totals = {}
+        for r in report.scores(course):
+            totals[r.student] = totals.get(r.student, 0.0) + r.score
+        return seconds, totals
+    finally:
+        shutil.rmtree(course.root, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="bench-results")
+    parser.add_argument("--submissions", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=3, help="kernel starts for each floor")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    spec_root = Path(tempfile.mkdtemp(prefix="lstm-spec-"))
+    sandbox.write_kernelspec(spec_root)
+    os.environ["JUPYTER_PATH"] = os.pathsep.join(p for p in [str(spec_root), os.environ.get("JUPYTER_PATH")] if p)
+    mode, why = sandbox.resolve_mode()
+    print(sandbox.describe(mode, why), flush=True)
+
+    plain = floor("lstm-course", False, args.repeat)
+    boxed = floor(sandbox.KERNEL_NAME, True, args.repeat)
+    print(f"floor: fresh kernel + import torch: {plain:.2f} s (plain kernel), {boxed:.2f} s (sandboxed, "
+          "hidden tests loaded, guard armed)", flush=True)
+    n = args.submissions
+    one, scores_one = grade(n, 1)
+    print(f"1 job : {n} notebooks in {one:.1f} s = {one / n:.2f} s per notebook", flush=True)
+    two, scores_two = grade(n, 2)
+    print(f"2 jobs: {n} notebooks in {two:.1f} s = {two / n:.2f} s per notebook", flush=True)
+    same = scores_one == scores_two
+    results = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "sandbox": mode},
+        "submissions": n,
+        "floor_seconds": {"plain_kernel_import_torch": round(plain, 3), "sandboxed_kernel_import_torch":
+                          round(boxed, 3)},
+        "jobs_1": {"seconds": round(one, 2), "seconds_per_notebook": round(one / n, 3),
+                   "per_notebook_over_floor": round(one / n / plain, 2)},
+        "jobs_2": {"seconds": round(two, 2), "seconds_per_notebook": round(two / n, 3),
+                   "per_notebook_over_floor": round(two / n / plain, 2)},
+        "speedup_2_over_1": round(one / two, 2),
+        "same_scores_1_and_2_jobs": same,
+    }
+    text = "\n".join([
+        f"grading benchmark ({n} submissions of {A}, {os.cpu_count()} CPUs, sandbox: {mode})",
+        f"  floor (fresh kernel + import torch):  {plain:6.2f} s plain, {boxed:6.2f} s sandboxed",
+        f"  1 job : {one / n:6.2f} s per notebook  ({one / n / plain:.1f}x the floor)",
+        f"  2 jobs: {two / n:6.2f} s per notebook  ({two / n / plain:.1f}x the floor)",
+        f"  speed-up of 2 jobs over 1: {one / two:.2f}x; same scores: {same}",
+    ])
+    print(text)
+    (out / "grading.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "grading.txt").write_text(text + "\n")
+    shutil.rmtree(spec_root, ignore_errors=True)
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

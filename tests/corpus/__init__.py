@@ -1,0 +1,98 @@
+"""Broken and hostile submissions for notebook 1, made on the fly from the reference answers.
+
+Each ``Case`` writes one student's submission into a course (``case.build(course, student)``) and says
+what grading must give: the score of every exercise (sigmoid 2, lstm_cell 9, load_from_torch 2 for a
+correct answer), text the student must see in the graded notebook, and what the grading log must show.
+``bad.CASES`` are accidents and crashes; ``hostile.CASES`` attack the grader.
+"""
+
+import copy
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from autograder.course import ROOT, Course
+from autograder.submissions import fill, nbgrader_meta, read, reference_answers, submit
+
+A = "01_lstm_cell"
+FULL = {"sigmoid": 2.0, "lstm_cell": 9.0, "load_from_torch": 2.0}
+ZERO = {"sigmoid": 0.0, "lstm_cell": 0.0, "load_from_torch": 0.0}
+
+
+@dataclass
+class Case:
+    name: str
+    build: Callable  # (course, student) -> None: writes submitted/<student>/01_lstm_cell/...
+    scores: dict  # exercise -> expected score
+    shows: list = field(default_factory=list)  # text the student sees in the graded notebook
+    logged: set = field(default_factory=set)  # kinds of grading-log records expected
+    about: str = ""
+
+
+def answers(course: Course) -> dict:
+    return reference_answers(read(course.notebook("source", A)))
+
+
+def release(course: Course):
+    return read(course.notebook("notebooks", A))
+
+
+def reference(course: Course, **changes):
+    """The release filled with the reference answers, some replaced."""
+    return fill(release(course), {**answers(course), **changes})
+
+
+def index_of(nb, grade_id: str) -> int:
+    for k, cell in enumerate(nb.cells):
+        if nbgrader_meta(cell).get("grade_id") == grade_id:
+            return k
+    raise KeyError(grade_id)
+
+
+def with_cell_after(nb, grade_id: str, source: str, cell_type: str = "code"):
+    """A copy with a new cell (as a student adds one) right after the cell ``grade_id``."""
+    nb = copy.deepcopy(nb)
+    new = nbformat.v4.new_code_cell(source) if cell_type == "code" else nbformat.v4.new_markdown_cell(source)
+    nb.cells.insert(index_of(nb, grade_id) + 1, new)
+    return nb
+
+
+def submit_nb(nb):
+    def build(course: Course, student: str):
+        submit(course, student, A, nb(course) if callable(nb) else nb)
+
+    return build
+
+
+def submit_bytes(data: Callable):
+    def build(course: Course, student: str):
+        path = course.notebook("submitted", A, student)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data(course))
+
+    return build
+
+
+def extra_cell(after: str, source: str):
+    """A reference submission with an extra code cell after the cell ``after``."""
+    return submit_nb(lambda course: with_cell_after(reference(course), after, source))
+
+
+VENV = Path(sys.executable).parent.parent
+# Small limits keep the corpus fast: loops are interrupted after 12 s, a notebook has 150 s in all.
+LIMITS = {"CELL_TIMEOUT": "12", "NOTEBOOK_BUDGET": "150", "LSTM_KERNEL_MEMORY_MB": "3072"}
+
+
+def make_autograde(course: Course, jobs: int = 2, device: str = "cpu", env: dict | None = None):
+    """`make autograde` from the repository's Makefile, grading a throwaway course (COURSE_ROOT)."""
+    full = {**os.environ, **LIMITS, "COURSE_ROOT": str(course.root), **(env or {})}
+    if course.db_url and "DB_URL" not in (env or {}):
+        full["DB_URL"] = course.db_url
+    cmd = ["make", "--no-print-directory", "-f", str(ROOT / "Makefile"), "-C", str(course.root),
+           "-o", f"{VENV}/.ready", "autograde", f"VENV={VENV}", f"JOBS={jobs}", f"DEVICE={device}"]
+    return subprocess.run(cmd, capture_output=True, text=True, env=full, timeout=1800)

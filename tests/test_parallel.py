@@ -1,0 +1,158 @@
+"""Parallel grading into one gradebook gives exactly what serial grading gives; the same submission
+always gets the same score; JOBS and DEVICE reach the grader through `make autograde`; without
+bubblewrap grading still works and says so loudly."""
+
+import json
+import os
+
+import pytest
+import torch
+from corpus import LIMITS, A, answers, make_autograde, reference, release
+
+from autograder import batch, report
+from autograder.course import copy_course
+from autograder.demo import PLANTED
+from autograder.submissions import fill, reference_submission, submit
+
+# An LSTMCell that is right or wrong by a coin flip on every call: only seeding makes its score repeatable.
+FLAKY_FORWARD = """
+_right_forward = LSTMCell.forward
+
+
+def forward(self, x, h=None, c=None):
+    h_next, c_next = _right_forward(self, x, h, c)
+    if torch.rand(()) < 0.5:
+        return h_next * 1.001, c_next
+    return h_next, c_next
+
+
+LSTMCell.forward = forward
+"""
+
+
+def _submissions(course):
+    from corpus import with_cell_after
+
+    submit(course, "reference", A, reference_submission(course, A))
+    submit(course, "untouched", A, release(course))
+    submit(course, "planted_bug", A, reference_submission(course, A, PLANTED[A]))
+    submit(course, "flaky", A, with_cell_after(reference(course), "lstm_cell", FLAKY_FORWARD))
+    wrong_load = answers(course)["load_from_torch"].replace("torch_cell.bias_ih + torch_cell.bias_hh",
+                                                            "torch_cell.bias_ih")
+    submit(course, "half_right", A, fill(release(course), {**answers(course), "load_from_torch": wrong_load}))
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    serial = copy_course(tmp_path_factory.mktemp("serial"))
+    parallel = copy_course(tmp_path_factory.mktemp("parallel"))
+    for course in (serial, parallel):
+        course.nbgrader("generate_assignment", A, "--force")
+        _submissions(course)
+    old = {k: os.environ.get(k) for k in LIMITS}
+    os.environ.update(LIMITS)
+    try:
+        one = serial.autograde(A, jobs=1)
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    two = make_autograde(parallel, jobs=2)
+    return serial, parallel, one, two
+
+
+def _grades(course):
+    return {(r.student, r.grade_id): r.score for r in report.scores(course)}
+
+
+def _test_outputs(course, student):
+    """What every grading cell printed or raised: must not depend on how the batch was run."""
+    nb = json.loads(course.notebook("autograded", A, student).read_text())
+    out = {}
+    for cell in nb["cells"]:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell["cell_type"] == "code" and meta.get("grade"):
+            out[meta["grade_id"]] = [o.get("text") or [o.get("ename"), o.get("evalue")] for o in cell["outputs"]]
+    return out
+
+
+def test_both_runs_finish(runs):
+    _, _, one, two = runs
+    assert one.returncode == 0, one.stdout + one.stderr
+    assert two.returncode == 0, two.stdout + two.stderr
+    assert "1 job(s) at a time" in one.stdout
+    assert "2 job(s) at a time" in two.stdout, two.stdout
+    assert "database is locked" not in two.stdout + two.stderr
+
+
+def test_parallel_grades_equal_serial_grades(runs):
+    serial, parallel, _, _ = runs
+    one, two = _grades(serial), _grades(parallel)
+    assert one and one == two
+    totals = report.by_exercise(report.scores(parallel))
+    assert totals[("reference", A, "lstm_cell")] == (9.0, 9.0)
+    assert totals[("half_right", A, "load_from_torch")] == (0.0, 2.0)
+    assert totals[("half_right", A, "lstm_cell")] == (9.0, 9.0)
+
+
+def test_the_same_submission_gets_the_same_score_and_messages(runs):
+    """The coin-flip LSTMCell, graded twice (once serially, once in parallel): identical, cell by cell."""
+    serial, parallel, _, _ = runs
+    assert _test_outputs(serial, "flaky") == _test_outputs(parallel, "flaky")
+    for student in ("reference", "planted_bug", "half_right"):
+        assert _test_outputs(serial, student) == _test_outputs(parallel, student), student
+
+
+def test_the_default_is_one_job_per_core():
+    assert batch.default_jobs() == os.cpu_count()
+
+
+def test_device_cuda_without_a_gpu_stops_with_a_clear_message(runs):
+    _, parallel, _, _ = runs
+    done = make_autograde(parallel, jobs=2, device="cuda")
+    if torch.cuda.is_available():
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert _grades(parallel)[("reference", "cell_forward")] == 3.0
+    else:
+        assert done.returncode != 0
+        assert "DEVICE=cuda asks for a GPU, but PyTorch sees no CUDA device" in done.stderr + done.stdout
+
+
+def test_without_bubblewrap_grading_still_works_and_says_so(runs):
+    serial, _, _, _ = runs
+    old = {k: os.environ.get(k) for k in {**LIMITS, "LSTM_BWRAP": ""}}
+    os.environ.update({**LIMITS, "LSTM_BWRAP": "/nonexistent/bwrap"})
+    try:
+        done = serial.autograde(A, "reference", jobs=1)
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "WARNING: grading WITHOUT a sandbox" in done.stdout
+    assert "apt-get install bubblewrap" in done.stdout
+    assert report.by_exercise(report.scores(serial))[("reference", A, "lstm_cell")] == (9.0, 9.0)
+    log = (serial.dir("autograded") / ".grading" / "logs" / A / "reference.jsonl").read_text()
+    assert '"sandbox": "none"' in log and '"kind": "pass"' in log
+
+
+def test_a_submission_nbgrader_cannot_finish_gets_zero_and_a_message(runs):
+    """Past the wall-clock limit of its nbgrader process, a submission is graded as the unanswered release,
+    with a note, and the batch goes on."""
+    from corpus import with_cell_after
+
+    serial, _, _, _ = runs
+    submit(serial, "sleepy", A, with_cell_after(reference(serial), "sigmoid", "import time\ntime.sleep(120)\n"))
+    old = {k: os.environ.get(k) for k in ("CELL_TIMEOUT", "NOTEBOOK_BUDGET", "GRADING_TIMEOUT")}
+    os.environ.update({"CELL_TIMEOUT": "200", "NOTEBOOK_BUDGET": "300", "GRADING_TIMEOUT": "25"})
+    try:
+        done = serial.autograde(A, "sleepy", jobs=1)
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{A} / sleepy: fallback" in done.stdout, done.stdout
+    totals = report.by_exercise(report.scores(serial))
+    assert {k[2]: v[0] for k, v in totals.items() if k[0] == "sleepy"} == {
+        "sigmoid": 0.0, "lstm_cell": 0.0, "load_from_torch": 0.0}
+    text = serial.notebook("autograded", A, "sleepy").read_text()
+    assert "Your submission could not be graded: grading it failed" in text and "ran past 25 s" in text
+    assert _grades(serial)[("reference", "cell_forward")] == 3.0  # the others keep their grades
