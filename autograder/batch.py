@@ -51,6 +51,7 @@ from .course import ROOT, Course
 GRADING_DIR = ".grading"  # under autograded/: staged copies, logs, the kernelspec
 UID_BASE = 61000
 SQLITE_TIMEOUT = 120
+MAX_TRIES = 2  # a notebook whose nbgrader process stopped before reaching it is tried again, then falls back
 # nbgrader's command line, minus a 3-second import nobody here needs (jsonschema's IRI grammar, built at
 # import time by rfc3987_syntax; nbformat only validates notebooks, which never contain IRIs).
 NBGRADER_MAIN = ("import sys; sys.modules['rfc3987_syntax'] = None; sys.argv[0] = 'nbgrader'; "
@@ -65,6 +66,7 @@ class Job:
     student: str
     notes: list = field(default_factory=list)
     problem: str = ""  # set when the submission could not be used at all
+    tries: int = 0  # nbgrader processes that stopped before reaching this notebook
 
 
 @dataclass
@@ -373,9 +375,9 @@ class Runner:
             first = self.pending.pop(0)
             chunk = [first]
             for job in list(self.pending):
-                if len(chunk) >= self.chunk:
+                if len(chunk) >= self.chunk or first.tries:
                     break
-                if job.assignment == first.assignment:
+                if job.assignment == first.assignment and not job.tries:
                     self.pending.remove(job)
                     chunk.append(job)
             return chunk
@@ -412,9 +414,13 @@ class Runner:
             for job in chunk:
                 if self.graded(job):
                     outcomes.append(self.outcome(job, "graded", ""))
-                elif not any(r.get("kind") == "start" for r in _read(self.log_of(job))):
-                    with self.lock:  # never reached (the process stopped early): grade it on its own
+                elif not any(r.get("kind") == "start" for r in _read(self.log_of(job))) and job.tries < MAX_TRIES:
+                    job.tries += 1
+                    why = (_nbgrader_error(out).strip().splitlines() or ["no detail"])[-1]
+                    with self.lock:  # never reached (the process stopped early): try it again, on its own
                         self.pending.append(job)
+                        self.say(f"  {job.assignment} / {job.student}: not reached, nbgrader stopped first "
+                                 f"({why}); trying again, {job.tries} of {MAX_TRIES}")
                 else:
                     outcomes.append(self.fallback(slot, job, env, _nbgrader_error(out)))
             return outcomes

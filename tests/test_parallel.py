@@ -71,8 +71,18 @@ def _test_outputs(course, student):
     for cell in nb["cells"]:
         meta = cell.get("metadata", {}).get("nbgrader", {})
         if cell["cell_type"] == "code" and meta.get("grade"):
-            out[meta["grade_id"]] = [o.get("text") or [o.get("ename"), o.get("evalue")] for o in cell["outputs"]]
+            out[meta["grade_id"]] = _merged(cell["outputs"])
     return out
+
+
+def _merged(outputs):
+    """Stream text joined per stream (how a print is split into messages depends on timing), then errors."""
+    streams = {}
+    for o in outputs:
+        if o["output_type"] == "stream":
+            text = o["text"]
+            streams[o["name"]] = streams.get(o["name"], "") + ("".join(text) if isinstance(text, list) else text)
+    return [streams, [(o.get("ename"), o.get("evalue")) for o in outputs if o["output_type"] == "error"]]
 
 
 def test_both_runs_finish(runs):
@@ -156,3 +166,25 @@ def test_a_submission_nbgrader_cannot_finish_gets_zero_and_a_message(runs):
     text = serial.notebook("autograded", A, "sleepy").read_text()
     assert "Your submission could not be graded: grading it failed" in text and "ran past 25 s" in text
     assert _grades(serial)[("reference", "cell_forward")] == 3.0  # the others keep their grades
+
+
+def test_a_notebook_nbgrader_never_reaches_is_tried_again_then_graded_as_the_release(runs):
+    """An nbgrader process stopped before it starts the kernel (here: a 1-second limit) leaves the notebook
+    unreached; it is tried again a bounded number of times, then falls back, and the batch ends."""
+    serial, _, _, _ = runs
+    submit(serial, "unreached", A, reference(serial))
+    old = {k: os.environ.get(k) for k in ("GRADING_TIMEOUT",)}
+    os.environ["GRADING_TIMEOUT"] = "1"
+    try:
+        done = serial.autograde(A, "unreached", jobs=1)
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{A} / unreached: fallback" in done.stdout, done.stdout
+    assert done.stdout.count(f"{A} / unreached: not reached") == batch.MAX_TRIES, done.stdout
+    text = serial.notebook("autograded", A, "unreached").read_text()
+    assert "Your submission could not be graded: grading it failed" in text and "ran past 1 s" in text
+    totals = report.by_exercise(report.scores(serial))
+    assert {k[2]: v[0] for k, v in totals.items() if k[0] == "unreached"} == {
+        "sigmoid": 0.0, "lstm_cell": 0.0, "load_from_torch": 0.0}
