@@ -14,7 +14,7 @@ import types
 from pathlib import Path
 
 import pytest
-from corpus import LIMITS, A
+from corpus import LIMITS, A, environ
 from corpus.hostile import CONTROLS, cases, planted
 
 from autograder import guard, report, sandbox
@@ -73,13 +73,10 @@ def attacked(tmp_path_factory):
     submit(course, "honest_planted_bug", A, planted(course))
     before = {p: _digest(p) for p in [course.notebook("submitted", A, "reference"), Path(CANARY),
                                       course.root / "instructor_secret.txt"]}
-    old = {k: os.environ.get(k) for k in LIMITS}
-    os.environ.update(LIMITS)
     try:
-        result = course.autograde(A, jobs=2)
+        with environ(**LIMITS):
+            result = course.autograde(A, jobs=2)
     finally:
-        for k, v in old.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
         listener.close()
     scores = report.by_exercise(report.scores(course))
     course.feedback(A)

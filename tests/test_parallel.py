@@ -7,7 +7,7 @@ import os
 
 import pytest
 import torch
-from corpus import LIMITS, A, answers, make_autograde, reference, release
+from corpus import LIMITS, A, answers, environ, make_autograde, reference, release
 
 from autograder import batch, report
 from autograder.course import copy_course
@@ -49,13 +49,8 @@ def runs(tmp_path_factory):
     for course in (serial, parallel):
         course.nbgrader("generate_assignment", A, "--force")
         _submissions(course)
-    old = {k: os.environ.get(k) for k in LIMITS}
-    os.environ.update(LIMITS)
-    try:
+    with environ(**LIMITS):
         one = serial.autograde(A, jobs=1)
-    finally:
-        for k, v in old.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
     two = make_autograde(parallel, jobs=2)
     return serial, parallel, one, two
 
@@ -129,13 +124,8 @@ def test_device_cuda_without_a_gpu_stops_with_a_clear_message(runs):
 
 def test_without_bubblewrap_grading_still_works_and_says_so(runs):
     serial, _, _, _ = runs
-    old = {k: os.environ.get(k) for k in {**LIMITS, "LSTM_BWRAP": ""}}
-    os.environ.update({**LIMITS, "LSTM_BWRAP": "/nonexistent/bwrap"})
-    try:
+    with environ(**LIMITS, LSTM_BWRAP="/nonexistent/bwrap"):
         done = serial.autograde(A, "reference", jobs=1)
-    finally:
-        for k, v in old.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "WARNING: grading WITHOUT a sandbox" in done.stdout
     assert "apt-get install bubblewrap" in done.stdout
@@ -151,13 +141,8 @@ def test_a_submission_nbgrader_cannot_finish_gets_zero_and_a_message(runs):
 
     serial, _, _, _ = runs
     submit(serial, "sleepy", A, with_cell_after(reference(serial), "sigmoid", "import time\ntime.sleep(120)\n"))
-    old = {k: os.environ.get(k) for k in ("CELL_TIMEOUT", "NOTEBOOK_BUDGET", "GRADING_TIMEOUT")}
-    os.environ.update({"CELL_TIMEOUT": "200", "NOTEBOOK_BUDGET": "300", "GRADING_TIMEOUT": "25"})
-    try:
+    with environ(CELL_TIMEOUT="200", NOTEBOOK_BUDGET="300", GRADING_TIMEOUT="25"):
         done = serial.autograde(A, "sleepy", jobs=1)
-    finally:
-        for k, v in old.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"{A} / sleepy: fallback" in done.stdout, done.stdout
     totals = report.by_exercise(report.scores(serial))
@@ -173,13 +158,8 @@ def test_a_notebook_nbgrader_never_reaches_is_tried_again_then_graded_as_the_rel
     unreached; it is tried again a bounded number of times, then falls back, and the batch ends."""
     serial, _, _, _ = runs
     submit(serial, "unreached", A, reference(serial))
-    old = {k: os.environ.get(k) for k in ("GRADING_TIMEOUT",)}
-    os.environ["GRADING_TIMEOUT"] = "1"
-    try:
+    with environ(GRADING_TIMEOUT="1"):
         done = serial.autograde(A, "unreached", jobs=1)
-    finally:
-        for k, v in old.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"{A} / unreached: fallback" in done.stdout, done.stdout
     assert done.stdout.count(f"{A} / unreached: not reached") == batch.MAX_TRIES, done.stdout

@@ -6,6 +6,7 @@ correct answer), text the student must see in the graded notebook, and what the 
 ``bad.CASES`` are accidents and crashes; ``hostile.CASES`` attack the grader.
 """
 
+import contextlib
 import copy
 import os
 import subprocess
@@ -86,6 +87,18 @@ def extra_cell(after: str, source: str):
 VENV = Path(sys.executable).parent.parent
 # Small limits keep the corpus fast: loops are interrupted after 12 s, a notebook has 150 s in all.
 LIMITS = {"CELL_TIMEOUT": "12", "NOTEBOOK_BUDGET": "150", "LSTM_KERNEL_MEMORY_MB": "3072"}
+
+
+@contextlib.contextmanager
+def environ(**values):
+    """These environment variables set for the duration (the grader reads its limits from there)."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
 
 
 def make_autograde(course: Course, jobs: int = 2, device: str = "cpu", env: dict | None = None):
