@@ -18,7 +18,7 @@ from corpus import LIMITS, A, environ
 from corpus.hostile import CONTROLS, cases, planted
 
 from autograder import guard, report, sandbox
-from autograder.course import copy_course
+from autograder.course import ROOT, copy_course
 from autograder.submissions import reference_submission, submit
 
 CANARY = "/tmp/lstm-course-canary.txt"
@@ -192,7 +192,7 @@ def test_the_sandbox_sees_only_what_the_kernel_needs(tmp_path, bwrap):
     try:
         done = _run_in_sandbox(tmp_path, f"""
 import os, socket
-print(sorted(os.listdir("/")))
+print(sorted(os.listdir({str(ROOT)!r})) if os.path.isdir({str(ROOT)!r}) else [])
 print(os.path.exists({str(course_file)!r}), os.path.exists({str(Path.home())!r} + "/.bash_history"))
 print(os.listdir("/tmp"))
 try:
@@ -206,7 +206,9 @@ open("inside.txt", "w").write("ok")
         listener.close()
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert "'work'" not in lines[0] or "'main'" not in lines[0]
+    # of the checkout, at most the way to a Python environment inside it: no source, solutions or gradebook
+    inside = {Path(p).relative_to(ROOT).parts[0] for p in sandbox._python_roots() if Path(p).is_relative_to(ROOT)}
+    assert set(eval(lines[0])) <= inside, lines[0]
     assert lines[1] == "False False"
     # /tmp is the kernel's own: only its home, the scratch dir's ancestors and, where the Python environment
     # lives under /tmp, the way to it (bound read-only)

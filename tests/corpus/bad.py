@@ -2,6 +2,7 @@
 
 import copy
 import json
+import warnings
 
 import nbformat
 
@@ -40,7 +41,9 @@ def _duplicated(course):
     twin = copy.deepcopy(nb.cells[t])
     del twin["id"]
     nb.cells.insert(t, twin)
-    return nbformat.from_dict(json.loads(nbformat.writes(nb)))
+    with warnings.catch_warnings():  # the copies have no cell ids, as in a notebook from an older Jupyter
+        warnings.simplefilter("ignore")
+        return nbformat.from_dict(json.loads(nbformat.writes(nb)))
 
 
 def _reordered(course):
