@@ -24,12 +24,11 @@ from ..harness import (
     expect_close,
     expect_shape,
     hidden_test,
-    max_abs_diff,
     student,
 )
+from . import _cell
+from ._cell import CPU, F64
 
-F64 = torch.float64
-CPU = torch.device("cpu")
 INPUT_GATE = ("W_i", "U_i", "b_i")
 COUPLED_PARAMS = tuple(name for name in oracles.CELL_PARAMS if name not in INPUT_GATE)  # the nine
 
@@ -186,35 +185,48 @@ def _cell_class():
 
 
 def _make_cell(input_size, hidden_size):
-    cls = _cell_class()
-    return call(cls, input_size, hidden_size, what=f"CoupledLSTMCell({input_size}, {hidden_size})")
+    return call(_cell_class(), input_size, hidden_size, what=f"CoupledLSTMCell({input_size}, {hidden_size})")
 
 
-def _checked_params(cell, hidden_size, input_size):
-    """The nine parameters with the right shapes; an input gate left over is tolerated here."""
-    params = dict(cell.named_parameters())
-    missing = [n for n in COUPLED_PARAMS if n not in params]
-    if missing:
-        plain = [n for n in missing if isinstance(getattr(cell, n, None), torch.Tensor)]
-        if plain:
+def _asks_for_input_gate(message: str) -> bool:
+    return any(f"'{name}'" in message for name in INPUT_GATE)
+
+
+def _call_cell(cell, *args, what):
+    try:
+        return call(cell, *args, what=what)
+    except GradingFailure as failure:
+        if _asks_for_input_gate(str(failure)):
             raise GradingFailure(
-                f"{plain[0]} is a plain tensor, not a registered parameter: keep it an nn.Parameter so that "
-                ".parameters(), .to() and the optimizer see it."
-            )
-        raise GradingFailure(
-            f"parameters {', '.join(missing)} are missing. A coupled cell keeps these nine: "
-            + " ".join(COUPLED_PARAMS) + " (only the input gate's W_i, U_i, b_i go)."
-        )
-    for name in COUPLED_PARAMS:
-        want = (hidden_size,) if name[0] == "b" else (
-            (hidden_size, hidden_size) if name[0] == "W" else (hidden_size, input_size))
-        got = tuple(params[name].shape)
-        if got != want:
-            raise GradingFailure(
-                f"{name} has shape {got}, expected {want} for input_size={input_size}, "
-                f"hidden_size={hidden_size}."
-            )
-    return params
+                f"{failure} forward still asks for an input-gate parameter "
+                "(e.g. preactivation(\"i\", x, h)): a coupled cell has none and computes i_t = 1 - f_t."
+            ) from None
+        raise
+
+
+class Cell(_cell.CellSpec):
+    name = "CoupledLSTMCell"
+    make = staticmethod(_make_cell)
+    name_bug = staticmethod(name_bug)
+    invoke = staticmethod(_call_cell)
+    every_parameter = True  # an input gate left over is tolerated here, and the bug namer looks for its use
+    plain_tensor = "keep it an nn.Parameter so that .parameters(), .to() and the optimizer see it."
+    c_right = "is right"
+    h_too = " (h_next is right)"
+    c_advice = "Check f_t, the candidate c~_t and c_t = f_t * c_{t-1} + (1 - f_t) * c~_t."
+
+    @staticmethod
+    def shapes(input_size, hidden_size):
+        return _cell.course_shapes(input_size, hidden_size, COUPLED_PARAMS)
+
+    @staticmethod
+    def reference(params):
+        return _cell.TorchReference(torch_coupled_cell_from(params), coupled_grads)
+
+    @staticmethod
+    def missing(names, params):
+        return (f"parameters {', '.join(names)} are missing. A coupled cell keeps these nine: "
+                + " ".join(COUPLED_PARAMS) + " (only the input gate's W_i, U_i, b_i go).")
 
 
 @hidden_test
@@ -236,7 +248,7 @@ def cell_parameters():
             f"{', '.join(kept)}. Remove them after super().__init__() (del self.W_i, ...): the input gate "
             "is computed as 1 - f_t."
         )
-    params = _checked_params(cell, hid, inp)
+    params = _cell.checked_params(Cell, cell, inp, hid)
     extra = sorted(set(params) - set(COUPLED_PARAMS))
     if extra:
         raise GradingFailure(
@@ -268,96 +280,21 @@ def cell_parameters():
         raise GradingFailure(f".double() did not convert {not_moved[0]}: keep every weight an nn.Parameter.")
 
 
-def _case(batch, input_size, hidden_size, batched=True):
-    shape = (batch,) if batched else ()
-    return tuple(torch.randn(*shape, n, dtype=F64) for n in (input_size, hidden_size, hidden_size))
-
-
-def _asks_for_input_gate(message: str) -> bool:
-    return any(f"'{name}'" in message for name in INPUT_GATE)
-
-
-def _call_cell(cell, *args, what):
-    try:
-        return call(cell, *args, what=what)
-    except GradingFailure as failure:
-        if _asks_for_input_gate(str(failure)):
-            raise GradingFailure(
-                f"{failure} forward still asks for an input-gate parameter "
-                "(e.g. preactivation(\"i\", x, h)): a coupled cell has none and computes i_t = 1 - f_t."
-            ) from None
-        raise
-
-
-def _run_cell(cell, x, h=None, c=None, what="CoupledLSTMCell.forward"):
-    dev = device()
-    args = [t.to(dev) for t in (x, h, c) if t is not None]
-    copies = [t.clone() for t in args]
-    out = _call_cell(cell, *args, what=what)
-    for name, before, after in zip("xhc", copies, args, strict=False):
-        if not torch.equal(before, after):
-            raise GradingFailure(f"{what} changed the caller's {name} in place: compute new tensors instead.")
-    if not isinstance(out, tuple) or len(out) != 2:
-        raise GradingFailure(f"{what} should return a tuple (h_next, c_next), got {type(out).__name__}.")
-    return out
-
-
-def _expect_step(cell, x, h, c, label):
-    params = all_params(cell)
-    want_h, want_c = torch_coupled_cell_from(params)(x, (h, c))
-    got_h, got_c = _run_cell(cell, x, h, c)
-    shape = tuple(want_h.shape)
-    expect_shape(got_h, shape, f"h_next ({label})", "h_next has the shape of h.")
-    expect_shape(got_c, shape, f"c_next ({label})", "c_next has the shape of c.")
-    h_ok, c_ok = close(got_h, want_h), close(got_c, want_c)
-    if h_ok and c_ok:
-        return
-    named = name_bug(params, x, h, c, got_h.detach().cpu(), got_c.detach().cpu())
-    if named:
-        raise GradingFailure(f"CoupledLSTMCell.forward ({label}): {named}")
-    if c_ok:
-        raise GradingFailure(
-            f"CoupledLSTMCell.forward ({label}): c_next is right but h_next differs by up to "
-            f"{max_abs_diff(got_h, want_h):.3g}. Check the output gate o_t and h_t = o_t * tanh(c_t)."
-        )
-    raise GradingFailure(
-        f"CoupledLSTMCell.forward ({label}): c_next differs from the reference by up to "
-        f"{max_abs_diff(got_c, want_c):.3g}" + ("" if not h_ok else " (h_next is right)")
-        + ". Check f_t, the candidate c~_t and c_t = f_t * c_{t-1} + (1 - f_t) * c~_t."
-    )
-
-
 @hidden_test
 def cell_forward():
     """CoupledLSTMCell.forward computes c_t = f_t c_{t-1} + (1 - f_t) c~_t on batches with random h and c."""
-    for batch, inp, hid in ((3, 5, 4), (2, 3, 7), (1, 1, 1)):
-        cell = _make_cell(inp, hid)
-        _checked_params(cell, hid, inp)
-        cell.to(device(), F64)
-        x, h, c = _case(batch, inp, hid)
-        _expect_step(cell, x, h, c, f"batch={batch}, input_size={inp}, hidden_size={hid}, random h and c")
+    _cell.forward_test(Cell)
 
 
 @hidden_test
 def cell_forward_forms():
     """CoupledLSTMCell.forward handles unbatched 1-D inputs and missing states (zeros like the input)."""
-    cell = _make_cell(5, 4)
-    _checked_params(cell, 4, 5)
-    cell.to(device(), F64)
-    x, h, c = _case(1, 5, 4, batched=False)
-    _expect_step(cell, x, h, c, "unbatched: x of shape (input_size,)")
-    xb = torch.randn(3, 5, dtype=F64)
-    zeros = torch.zeros(3, 4, dtype=F64)
-    got_h, got_c = _run_cell(cell, xb, what="CoupledLSTMCell.forward(x) without h and c")
-    want_h, want_c = torch_coupled_cell_from(all_params(cell))(xb, (zeros, zeros))
-    hint = "With h and c missing, start from zeros created like the input: x.new_zeros(batch, hidden_size)."
-    expect_close(got_h, want_h, "h_next with h and c missing", hint)
-    expect_close(got_c, want_c, "c_next with h and c missing", hint)
+    cell, got_h, got_c = _cell.forms_test(
+        Cell, "With h and c missing, start from zeros created like the input: x.new_zeros(batch, hidden_size).")
     if got_h.dtype != F64 or got_c.dtype != F64:
         raise GradingFailure("for a float64 input the outputs are not float64: create default states like x.")
-    x1 = torch.randn(5, dtype=F64)
-    got_h, got_c = _run_cell(cell, x1, what="CoupledLSTMCell.forward(x) for a 1-D x without h and c")
-    want_h, want_c = torch_coupled_cell_from(all_params(cell))(x1, (torch.zeros(4, dtype=F64),) * 2)
+    got_h, got_c, want_h, want_c = _cell.without_states(Cell, cell, torch.randn(5, dtype=F64), 4,
+                                                  "CoupledLSTMCell.forward(x) for a 1-D x without h and c")
     hint = "For a 1-D x the default states are 1-D too: x.new_zeros(*x.shape[:-1], hidden_size)."
     expect_shape(got_h, want_h.shape, "h_next for a 1-D x with h and c missing", hint)
     expect_shape(got_c, want_c.shape, "c_next for a 1-D x with h and c missing", hint)
@@ -368,41 +305,7 @@ def cell_forward_forms():
 @hidden_test
 def cell_gradients():
     """Gradients of all nine parameters and of x, h and c match the reference."""
-    batch, inp, hid = 3, 5, 4
-    cell = _make_cell(inp, hid)
-    _checked_params(cell, hid, inp)
-    cell.to(device(), F64)
-    x, h, c = _case(batch, inp, hid)
-    ref = torch_coupled_cell_from(all_params(cell))
-    w_h, w_c = torch.randn(batch, hid, dtype=F64), torch.randn(batch, hid, dtype=F64)
-
-    inputs = [t.clone().requires_grad_(True) for t in (x, h, c)]
-    want_h, want_c = ref(inputs[0], (inputs[1], inputs[2]))
-    ((want_h * w_h).sum() + (want_c * w_c).sum()).backward()
-    want_param = coupled_grads(ref)
-
-    dev = device()
-    mine = [t.detach().to(dev).requires_grad_(True) for t in (x, h, c)]
-    got_h, got_c = _call_cell(cell, *mine, what="CoupledLSTMCell.forward")
-    if not (close(got_h, want_h) and close(got_c, want_c)):
-        raise GradingFailure(
-            "the forward pass already differs from the reference (see the forward test), so the gradients do "
-            "too: fix forward first."
-        )
-    loss = (got_h * w_h.to(dev)).sum() + (got_c * w_c.to(dev)).sum()
-    call(loss.backward, what="backward through CoupledLSTMCell")
-    params = dict(cell.named_parameters())
-    for name in COUPLED_PARAMS:
-        if params[name].grad is None:
-            raise GradingFailure(
-                f"{name} got no gradient: it is not used in forward, or used through .detach()/.data."
-            )
-        expect_close(params[name].grad, want_param[name], f"the gradient of {name}",
-                     "The forward values match, so look for .detach(), .data or in-place updates.")
-    for name, got, want in zip("xhc", mine, inputs, strict=True):
-        if got.grad is None:
-            raise GradingFailure(f"no gradient reaches {name}: is it detached inside forward?")
-        expect_close(got.grad, want.grad, f"the gradient with respect to {name}")
+    _cell.gradients_test(Cell)
 
 
 # --------------------------------------------------------------------------- CoupledLSTM

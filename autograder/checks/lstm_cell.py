@@ -23,9 +23,8 @@ from ..harness import (
     hidden_test,
     student,
 )
-
-F64 = torch.float64
-
+from . import _cell
+from ._cell import F64
 
 # --------------------------------------------------------------------------- sigmoid
 
@@ -135,33 +134,45 @@ class _NamespaceProxy:
         self._ns[name] = value
 
 
-def _checked_params(cell, hidden_size, input_size):
-    params = dict(cell.named_parameters())
-    missing = [n for n in oracles.CELL_PARAMS if n not in params]
-    if missing:
-        plain = [n for n in missing if isinstance(getattr(cell, n, None), torch.Tensor)]
-        if plain:
-            raise GradingFailure(
-                f"{plain[0]} is a plain tensor, not a registered parameter: wrap it in nn.Parameter so "
-                "that .parameters(), .to() and the optimizer see it."
-            )
-        raise GradingFailure(
-            f"parameters {', '.join(missing)} are missing. LSTMCell needs exactly these twelve: "
-            + " ".join(oracles.CELL_PARAMS) + "."
-        )
-    for name in oracles.CELL_PARAMS:
-        want = (hidden_size,) if name.startswith("b") else (
-            (hidden_size, hidden_size) if name.startswith("W") else (hidden_size, input_size))
-        got = tuple(params[name].shape)
-        if got != want:
-            role = {"W": "h (hidden_size)", "U": "x (input_size)", "b": "nothing: it is a vector"}[name[0]]
-            hint = " W_* multiplies h and U_* multiplies x — are they swapped or transposed?" if name[0] != "b" \
-                else ""
-            raise GradingFailure(
-                f"{name} has shape {got}, expected {want} for input_size={input_size}, "
-                f"hidden_size={hidden_size}; {name[0]}_* multiplies {role}.{hint}"
-            )
-    return params
+def _call_with_good_sigmoid(cell, *args, what):
+    with _cell_globals_with_good_sigmoid(cell):
+        return call(cell, *args, what=what)
+
+
+def _wrong_shape(name, got, want):
+    role = {"W": "h (hidden_size)", "U": "x (input_size)", "b": "nothing: it is a vector"}[name[0]]
+    hint = " W_* multiplies h and U_* multiplies x — are they swapped or transposed?" if name[0] != "b" else ""
+    return f"; {name[0]}_* multiplies {role}.{hint}"
+
+
+class Cell(_cell.CellSpec):
+    name = "LSTMCell"
+    make = staticmethod(_make_cell)
+    shapes = staticmethod(_cell.course_shapes)
+    name_bug = staticmethod(name_cell_bug)
+    invoke = staticmethod(_call_with_good_sigmoid)
+    wrong_shape = staticmethod(_wrong_shape)
+    h_shape_hint = "h_next has the shape of h: (batch, hidden_size)."
+    c_shape_hint = "c_next has the shape of c: (batch, hidden_size)."
+    c_right = "matches PyTorch"
+    differs_from = "PyTorch's"
+    c_advice = "Check the forget gate, input gate and candidate, and c_t = f_t * c_{t-1} + i_t * c~_t."
+    forward_first = ("the forward pass already differs from PyTorch's (see the forward test), so the gradients "
+                     "do too: fix forward first.")
+
+    @staticmethod
+    def reference(params):
+        return _cell.TorchReference(oracles.torch_cell_from(params), oracles.split_torch_grads)
+
+    @staticmethod
+    def missing(names, params):
+        return (f"parameters {', '.join(names)} are missing. LSTMCell needs exactly these twelve: "
+                + " ".join(oracles.CELL_PARAMS) + ".")
+
+    @staticmethod
+    def input_grad_hint(name):
+        return ("The forward values match, so part of the computation is cut off from autograd: look for "
+                ".detach(), .data or in-place updates.")
 
 
 @hidden_test
@@ -171,7 +182,7 @@ def cell_parameters():
     for attr, value in (("input_size", 5), ("hidden_size", 3)):
         if getattr(cell, attr, None) != value:
             raise GradingFailure(f"LSTMCell(5, 3).{attr} should be {value}, got {getattr(cell, attr, None)!r}.")
-    params = _checked_params(cell, 3, 5)
+    params = _cell.checked_params(Cell, cell, 5, 3)
     extra = sorted(set(params) - set(oracles.CELL_PARAMS))
     if extra:
         raise GradingFailure(f"LSTMCell has parameters beyond the twelve of the contract: {', '.join(extra)}.")
@@ -184,122 +195,35 @@ def cell_parameters():
         raise GradingFailure(f".double() did not convert {not_moved[0]}: keep every weight an nn.Parameter.")
 
 
+def _init_failure(when, name, values, k):
+    return _cell.spread_failure(
+        when, name, values, k,
+        nan="it still holds the uninitialised memory of torch.empty. Does __init__ call self.reset_parameters()?",
+        too_wide="draw from U(-k, k), not ±1 or a normal distribution.",
+        not_spread=" Does __init__ call reset_parameters()?" if when == "after __init__" else "",
+    )
+
+
 @hidden_test
 def cell_init():
     """reset_parameters draws every parameter from U(-1/sqrt(H), 1/sqrt(H)) and __init__ calls it."""
     hidden = 256
-    k = 1 / math.sqrt(hidden)
     cell = _make_cell(64, hidden)
-    _checked_params(cell, hidden, 64)
-
-    def check_range(when):
-        for name, p in cell.named_parameters():
-            values = p.detach().cpu().double()
-            hi = values.abs().max().item()
-            if not math.isfinite(hi):
-                raise GradingFailure(
-                    f"{when}, {name} contains NaN or inf: it still holds the uninitialised memory of "
-                    "torch.empty. Does __init__ call self.reset_parameters()?"
-                )
-            if hi > k * (1 + 1e-6):
-                raise GradingFailure(
-                    f"{when}, {name} has values up to {hi:.3g} but k = 1/sqrt(hidden_size) = {k:.4g}: draw "
-                    "from U(-k, k), not ±1 or a normal distribution."
-                )
-            if hi < 0.8 * k or values.std().item() < 0.4 * k:
-                raise GradingFailure(
-                    f"{when}, {name} is not spread over U(-k, k) with k = {k:.4g} (max |value| {hi:.3g}, "
-                    f"std {values.std().item():.3g}; expected std ≈ {k / math.sqrt(3):.3g})."
-                    + (" Does __init__ call reset_parameters()?" if when == "after __init__" else "")
-                )
-
-    check_range("after __init__")
-    with torch.no_grad():
-        for p in cell.parameters():
-            p.fill_(5.0)
-    call(cell.reset_parameters, what="reset_parameters()")
-    check_range("after reset_parameters()")
-
-
-def _cell_case(batch, input_size, hidden_size, batched=True):
-    shape = (batch,) if batched else ()
-    x = torch.randn(*shape, input_size, dtype=F64)
-    h = torch.randn(*shape, hidden_size, dtype=F64)
-    c = torch.randn(*shape, hidden_size, dtype=F64)
-    return x, h, c
-
-
-def _run_cell(cell, x, h=None, c=None, what="LSTMCell.forward"):
-    dev = device()
-    args = [t.to(dev) if t is not None else None for t in (x, h, c)]
-    copies = [t.clone() if t is not None else None for t in args]
-    with _cell_globals_with_good_sigmoid(cell):
-        if h is None:
-            out = call(cell, args[0], what=what)
-        else:
-            out = call(cell, *args, what=what)
-    for name, before, after in zip("xhc", copies, args, strict=True):
-        if before is not None and not torch.equal(before, after):
-            raise GradingFailure(f"{what} changed the caller's {name} in place: compute new tensors instead.")
-    if not isinstance(out, tuple) or len(out) != 2:
-        raise GradingFailure(f"{what} should return a tuple (h_next, c_next), got {type(out).__name__}.")
-    return out
-
-
-def _expect_step(cell, x, h, c, label):
-    params = oracles.cell_params(cell)
-    ref = oracles.torch_cell_from(params)
-    want_h, want_c = ref(x, (h, c))
-    got_h, got_c = _run_cell(cell, x, h, c)
-    shape = tuple(want_h.shape)
-    expect_shape(got_h, shape, f"h_next ({label})", "h_next has the shape of h: (batch, hidden_size).")
-    expect_shape(got_c, shape, f"c_next ({label})", "c_next has the shape of c: (batch, hidden_size).")
-    h_ok, c_ok = close(got_h, want_h), close(got_c, want_c)
-    if h_ok and c_ok:
-        return
-    named = name_cell_bug(params, x, h, c, got_h.detach().cpu(), got_c.detach().cpu())
-    if named:
-        raise GradingFailure(f"LSTMCell.forward ({label}): {named}")
-    if c_ok:
-        raise GradingFailure(
-            f"LSTMCell.forward ({label}): c_next matches PyTorch but h_next differs by up to "
-            f"{(got_h.detach().cpu() - want_h).abs().max().item():.3g}. Check the output gate o_t and "
-            "h_t = o_t * tanh(c_t)."
-        )
-    raise GradingFailure(
-        f"LSTMCell.forward ({label}): c_next differs from PyTorch's by up to "
-        f"{(got_c.detach().cpu() - want_c).abs().max().item():.3g}"
-        + ("" if not h_ok else " (h_next too)")
-        + ". Check the forget gate, input gate and candidate, and c_t = f_t * c_{t-1} + i_t * c~_t."
-    )
+    _cell.checked_params(Cell, cell, 64, hidden)
+    _cell.expect_uniform_init(cell, hidden, _init_failure)
 
 
 @hidden_test
 def cell_forward():
     """LSTMCell.forward matches torch.nn.LSTMCell on batches with random states, sizes 1 to 7."""
-    for batch, inp, hid in ((3, 5, 4), (2, 3, 7), (1, 1, 1)):
-        cell = _make_cell(inp, hid)
-        _checked_params(cell, hid, inp)
-        cell.to(device(), F64)
-        x, h, c = _cell_case(batch, inp, hid)
-        _expect_step(cell, x, h, c, f"batch={batch}, input_size={inp}, hidden_size={hid}, random h and c")
+    _cell.forward_test(Cell)
 
 
 @hidden_test
 def cell_forward_forms():
     """LSTMCell.forward handles unbatched 1-D inputs and missing states (zeros like the input)."""
-    cell = _make_cell(5, 4)
-    _checked_params(cell, 4, 5)
-    cell.to(device(), F64)
-    x, h, c = _cell_case(1, 5, 4, batched=False)
-    _expect_step(cell, x, h, c, "unbatched: x of shape (input_size,)")
-    xb = torch.randn(3, 5, dtype=F64)
-    zeros = torch.zeros(3, 4, dtype=F64)
-    got_h, got_c = _run_cell(cell, xb, what="LSTMCell.forward(x) without h and c")
-    want_h, want_c = oracles.torch_cell_from(oracles.cell_params(cell))(xb, (zeros, zeros))
-    hint = "With h and c missing, use zeros created like the input: x.new_zeros(batch, hidden_size)."
-    expect_close(got_h, want_h, "h_next with h and c missing", hint)
-    expect_close(got_c, want_c, "c_next with h and c missing", hint)
+    _, got_h, _ = _cell.forms_test(
+        Cell, "With h and c missing, use zeros created like the input: x.new_zeros(batch, hidden_size).")
     if got_h.dtype != F64:
         raise GradingFailure(f"for a float64 input h_next is {got_h.dtype}: create default states like x.")
 
@@ -307,45 +231,7 @@ def cell_forward_forms():
 @hidden_test
 def cell_gradients():
     """Gradients of every parameter, of x, h and c match torch.nn.LSTMCell."""
-    batch, inp, hid = 3, 5, 4
-    cell = _make_cell(inp, hid)
-    _checked_params(cell, hid, inp)
-    cell.to(device(), F64)
-    x, h, c = _cell_case(batch, inp, hid)
-    ref = oracles.torch_cell_from(oracles.cell_params(cell))
-    w_h, w_c = torch.randn(batch, hid, dtype=F64), torch.randn(batch, hid, dtype=F64)
-
-    inputs = [t.clone().requires_grad_(True) for t in (x, h, c)]
-    want_h, want_c = ref(inputs[0], (inputs[1], inputs[2]))
-    ((want_h * w_h).sum() + (want_c * w_c).sum()).backward()
-    want_param = oracles.split_torch_grads(ref)
-
-    dev = device()
-    mine = [t.detach().to(dev).requires_grad_(True) for t in (x, h, c)]
-    with _cell_globals_with_good_sigmoid(cell):
-        got_h, got_c = call(cell, *mine, what="LSTMCell.forward")
-        if not (close(got_h, want_h) and close(got_c, want_c)):
-            raise GradingFailure(
-                "the forward pass already differs from PyTorch's (see the forward test), so the gradients "
-                "do too: fix forward first."
-            )
-        loss = (got_h * w_h.to(dev)).sum() + (got_c * w_c.to(dev)).sum()
-        call(loss.backward, what="backward through LSTMCell")
-    for name, p in cell.named_parameters():
-        if name not in want_param:
-            continue
-        if p.grad is None:
-            raise GradingFailure(
-                f"{name} got no gradient: it is not used in forward, or used through .detach()/.data."
-            )
-        expect_close(p.grad, want_param[name], f"the gradient of {name}",
-                     "The forward values match, so look for .detach(), .data or in-place updates.")
-    for name, got, want in zip("xhc", mine, inputs, strict=True):
-        if got.grad is None:
-            raise GradingFailure(f"no gradient reaches {name}: is it detached inside forward?")
-        expect_close(got.grad, want.grad, f"the gradient with respect to {name}",
-                     "The forward values match, so part of the computation is cut off from autograd: "
-                     "look for .detach(), .data or in-place updates.")
+    _cell.gradients_test(Cell)
 
 
 # --------------------------------------------------------------------------- load_from_torch
@@ -357,7 +243,7 @@ def load_from_torch():
     load = student("load_from_torch")
     inp, hid = 5, 3
     cell = _make_cell(inp, hid)
-    params = _checked_params(cell, hid, inp)
+    params = _cell.checked_params(Cell, cell, inp, hid)
     before = {n: id(p) for n, p in params.items()}
     torch_cell = nn.LSTMCell(inp, hid)
     with torch.no_grad():

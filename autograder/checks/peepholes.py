@@ -11,8 +11,8 @@ standing in for the student's ``PeepholeLSTMCell``: the stack exercise is ``cell
 the cell already costs its points in the cell's own tests.
 """
 
+import functools
 import itertools
-import math
 
 import torch
 import torch.nn as nn
@@ -31,18 +31,13 @@ from ..harness import (
     max_abs_diff,
     student,
 )
-
-F64 = torch.float64
-CPU = torch.device("cpu")
+from . import _cell
+from ._cell import F64
 
 MATRIX, DIAGONAL = "matrix", "diagonal"
 CLASS_NAME = {MATRIX: "PeepholeLSTMCell", DIAGONAL: "DiagonalPeepholeLSTMCell"}
 PEEPHOLES = {MATRIX: ("V_f", "V_i", "V_o"), DIAGONAL: ("v_f", "v_i", "v_o")}
 GATE_WORD = {"f": "forget", "i": "input", "o": "output"}
-
-
-def _all_names(kind):
-    return oracles.CELL_PARAMS + PEEPHOLES[kind]
 
 
 def _peephole_shape(kind, hidden):
@@ -67,88 +62,33 @@ def _make_cell(kind, input_size, hidden_size):
     return cell
 
 
-def _expected_shape(kind, name, input_size, hidden_size):
-    if name in PEEPHOLES[kind]:
-        return _peephole_shape(kind, hidden_size)
-    if name.startswith("b"):
-        return (hidden_size,)
-    return (hidden_size, hidden_size) if name.startswith("W") else (hidden_size, input_size)
+def _shapes(kind, input_size, hidden_size):
+    """The twelve parameters of LSTMCell, then the three peepholes."""
+    peepholes = {name: _peephole_shape(kind, hidden_size) for name in PEEPHOLES[kind]}
+    return {**_cell.course_shapes(input_size, hidden_size), **peepholes}
 
 
-def _checked_params(cell, kind, input_size, hidden_size):
-    """The cell's parameters by name, after checking that the fifteen exist with the right shapes."""
+def _missing(kind, missing, params):
     cls = CLASS_NAME[kind]
-    params = dict(cell.named_parameters())
-    names = _all_names(kind)
-    missing = [n for n in names if n not in params]
-    if missing:
-        plain = [n for n in missing if isinstance(getattr(cell, n, None), torch.Tensor)]
-        if plain:
-            raise GradingFailure(
-                f"{cls}.{plain[0]} is a plain tensor, not a registered parameter: wrap it in nn.Parameter so "
-                "that .parameters(), .to() and the optimizer see it."
-            )
-        peep = [n for n in missing if n in PEEPHOLES[kind]]
-        if peep and len(peep) < len(missing):
-            raise GradingFailure(
-                f"{cls} is missing {', '.join(missing)}: keep super().__init__(input_size, hidden_size) "
-                "first, it creates the twelve parameters of the plain cell."
-            )
-        if peep:
-            others = sorted(set(params) - set(names))
-            hint = f" (it has {', '.join(others)}: the names must be exactly {', '.join(peep)})" if others else ""
-            shape = "(hidden_size, hidden_size)" if kind == MATRIX else "(hidden_size,)"
-            raise GradingFailure(
-                f"{cls} has no parameter {', '.join(peep)}{hint}. Create them in __init__ as "
-                f"nn.Parameter attributes of shape {shape}."
-            )
-        raise GradingFailure(f"{cls} is missing the parameters {', '.join(missing)}.")
-    for name in names:
-        want = _expected_shape(kind, name, input_size, hidden_size)
-        got = tuple(params[name].shape)
-        if got == want:
-            continue
-        if name in PEEPHOLES[kind]:
-            hint = (" Part 1's peepholes are full matrices on c_{t-1} (the vector form is the bonus)."
-                    if kind == MATRIX else
-                    " The original peepholes are diagonal: one weight per unit, applied elementwise (v * c).")
-        else:
-            hint = " Leave the twelve parameters of the given LSTMCell as they are (super().__init__ creates them)."
-        raise GradingFailure(
-            f"{cls}.{name} has shape {got}, expected {want} for input_size={input_size}, "
-            f"hidden_size={hidden_size}.{hint}"
-        )
-    return params
+    peep = [n for n in missing if n in PEEPHOLES[kind]]
+    if peep and len(peep) < len(missing):
+        return (f"{cls} is missing {', '.join(missing)}: keep super().__init__(input_size, hidden_size) "
+                "first, it creates the twelve parameters of the plain cell.")
+    if peep:
+        others = sorted(set(params) - set(oracles.CELL_PARAMS + PEEPHOLES[kind]))
+        hint = f" (it has {', '.join(others)}: the names must be exactly {', '.join(peep)})" if others else ""
+        shape = "(hidden_size, hidden_size)" if kind == MATRIX else "(hidden_size,)"
+        return (f"{cls} has no parameter {', '.join(peep)}{hint}. Create them in __init__ as "
+                f"nn.Parameter attributes of shape {shape}.")
+    return f"{cls} is missing the parameters {', '.join(missing)}."
 
 
-def _params64(cell, kind):
-    """All fifteen parameters as float64 CPU tensors, detached from the student's."""
-    params = dict(cell.named_parameters())
-    return {n: params[n].detach().to(CPU, F64) for n in _all_names(kind)}
-
-
-def _fill_random(cell, scale=0.8):
-    """Random weights chosen by the grader (so an initialisation bug costs only the init test)."""
-    with torch.no_grad():
-        for p in cell.parameters():
-            p.uniform_(-scale, scale)
-
-
-def _graded_cell(kind, batch_input_hidden):
-    _, inp, hid = batch_input_hidden
-    cell = _make_cell(kind, inp, hid)
-    _checked_params(cell, kind, inp, hid)
-    _fill_random(cell)
-    cell.to(device(), F64)
-    return cell
-
-
-def _case(batch, input_size, hidden_size, batched=True):
-    shape = (batch,) if batched else ()
-    x = torch.randn(*shape, input_size, dtype=F64)
-    h = torch.randn(*shape, hidden_size, dtype=F64)
-    c = torch.randn(*shape, hidden_size, dtype=F64) * 1.5
-    return x, h, c
+def _wrong_shape(kind, name, got, want):
+    if name not in PEEPHOLES[kind]:
+        return ". Leave the twelve parameters of the given LSTMCell as they are (super().__init__ creates them)."
+    if kind == MATRIX:
+        return ". Part 1's peepholes are full matrices on c_{t-1} (the vector form is the bonus)."
+    return ". The original peepholes are diagonal: one weight per unit, applied elementwise (v * c)."
 
 
 def _call_cell(kind, fn, *args, what):
@@ -167,32 +107,16 @@ def _call_cell(kind, fn, *args, what):
         raise
 
 
-def _run_cell(cell, kind, x, h=None, c=None, what=None):
-    what = what or f"{CLASS_NAME[kind]}.forward"
-    dev = device()
-    args = [t.to(dev) if t is not None else None for t in (x, h, c)]
-    copies = [t.clone() if t is not None else None for t in args]
-    out = _call_cell(kind, cell, *(args[:1] if h is None and c is None else args), what=what)
-    for name, before, after in zip("xhc", copies, args, strict=True):
-        if before is not None and not torch.equal(before, after):
-            raise GradingFailure(f"{what} changed the caller's {name} in place: compute new tensors instead.")
-    if not isinstance(out, tuple) or len(out) != 2:
-        raise GradingFailure(f"{what} should return a tuple (h_next, c_next), got {type(out).__name__}.")
-    return out
-
-
-def _expect_output_shapes(kind, got_h, got_c, shape, label):
+def _shape_hint(kind, got_h, got_c, shape):
     hid = shape[-1]
     hint = "h_next and c_next have the shape of h and c: (batch, hidden_size), or (hidden_size,) unbatched."
     for value in (got_h, got_c):
         if isinstance(value, torch.Tensor) and tuple(value.shape[-2:]) == (hid, hid) and tuple(shape) != (hid, hid):
-            hint += (" A trailing (hidden_size, hidden_size) usually means a peephole multiplies elementwise "
-                     "(c * V) where the matrix product c @ V.T is needed." if kind == MATRIX else
-                     " A trailing (hidden_size, hidden_size) usually means a matrix product where v * c "
-                     "(elementwise) is needed.")
-            break
-    expect_shape(got_h, shape, f"h_next ({label})", hint)
-    expect_shape(got_c, shape, f"c_next ({label})", hint)
+            return hint + (" A trailing (hidden_size, hidden_size) usually means a peephole multiplies elementwise "
+                           "(c * V) where the matrix product c @ V.T is needed." if kind == MATRIX else
+                           " A trailing (hidden_size, hidden_size) usually means a matrix product where v * c "
+                           "(elementwise) is needed.")
+    return hint
 
 
 # --------------------------------------------------------------------------- naming the mistake
@@ -314,33 +238,74 @@ def name_peephole_bug(kind, params, x, h, c, got_h, got_c) -> str:
     return ""
 
 
-def _expect_step(cell, kind, x, h, c, label):
-    cls = CLASS_NAME[kind]
-    params = _params64(cell, kind)
-    want_h, want_c = oracles.lstm_cell_step(params, x, h, c, peephole=kind)
-    got_h, got_c = _run_cell(cell, kind, x, h, c)
-    _expect_output_shapes(kind, got_h, got_c, tuple(want_h.shape), label)
-    h_ok, c_ok = close(got_h, want_h), close(got_c, want_c)
-    if h_ok and c_ok:
-        return
-    got_h, got_c = got_h.detach().cpu(), got_c.detach().cpu()
-    named = name_peephole_bug(kind, params, x, h, c, got_h, got_c)
-    if named:
-        raise GradingFailure(f"{cls}.forward ({label}): {named}")
-    o_term = "V_o c_{t-1}" if kind == MATRIX else "v_o * c_t"
-    if c_ok:
-        raise GradingFailure(
-            f"{cls}.forward ({label}): c_next matches the reference but h_next differs by up to "
-            f"{max_abs_diff(got_h, want_h):.3g}. Check the output gate with its peephole {o_term}, and "
-            "h_t = o_t * tanh(c_t)."
-        )
-    f_terms = "V_f c_{t-1} and V_i c_{t-1}" if kind == MATRIX else "v_f * c_{t-1} and v_i * c_{t-1}"
-    raise GradingFailure(
-        f"{cls}.forward ({label}): c_next differs from the reference by up to "
-        f"{max_abs_diff(got_c, want_c):.3g}" + ("" if not h_ok else " (h_next matches, oddly)")
-        + f". Check the forget and input gates with their peepholes {f_terms}, the candidate (no peephole) "
-        "and c_t = f_t * c_{t-1} + i_t * c~_t."
-    )
+class _Peephole(_cell.CellSpec):
+    kind: str  # MATRIX or DIAGONAL
+    fill = 0.8
+    c_scale = 1.5
+    h_too = " (h_next matches, oddly)"
+
+    @classmethod
+    def make(cls, input_size, hidden_size):
+        return _make_cell(cls.kind, input_size, hidden_size)
+
+    @classmethod
+    def shapes(cls, input_size, hidden_size):
+        return _shapes(cls.kind, input_size, hidden_size)
+
+    @classmethod
+    def reference(cls, params):
+        return _cell.StepReference(functools.partial(oracles.lstm_cell_step, peephole=cls.kind), params)
+
+    @classmethod
+    def name_bug(cls, params, x, h, c, got_h, got_c):
+        return name_peephole_bug(cls.kind, params, x, h, c, got_h, got_c)
+
+    @classmethod
+    def invoke(cls, cell, *args, what):
+        return _call_cell(cls.kind, cell, *args, what=what)
+
+    @classmethod
+    def missing(cls, names, params):
+        return _missing(cls.kind, names, params)
+
+    @classmethod
+    def wrong_shape(cls, name, got, want):
+        return _wrong_shape(cls.kind, name, got, want)
+
+    @classmethod
+    def shape_hints(cls, got_h, got_c, shape):
+        hint = _shape_hint(cls.kind, got_h, got_c, shape)
+        return hint, hint
+
+    @staticmethod
+    def input_grad_hint(name):
+        return ("The forward values match, so look for .detach(), .data or in-place updates"
+                + (" (the peepholes read c too)." if name == "c" else "."))
+
+
+class MatrixPeephole(_Peephole):
+    kind = MATRIX
+    name = "PeepholeLSTMCell"
+    owner = "PeepholeLSTMCell."
+    h_advice = "Check the output gate with its peephole V_o c_{t-1}, and h_t = o_t * tanh(c_t)."
+    c_advice = ("Check the forget and input gates with their peepholes V_f c_{t-1} and V_i c_{t-1}, the candidate "
+                "(no peephole) and c_t = f_t * c_{t-1} + i_t * c~_t.")
+    forward_first = ("the forward pass of PeepholeLSTMCell already differs from the reference (see the forward "
+                     "tests), so the gradients do too: fix forward first.")
+
+
+class DiagonalPeephole(_Peephole):
+    kind = DIAGONAL
+    name = "DiagonalPeepholeLSTMCell"
+    owner = "DiagonalPeepholeLSTMCell."
+    h_advice = "Check the output gate with its peephole v_o * c_t, and h_t = o_t * tanh(c_t)."
+    c_advice = ("Check the forget and input gates with their peepholes v_f * c_{t-1} and v_i * c_{t-1}, the "
+                "candidate (no peephole) and c_t = f_t * c_{t-1} + i_t * c~_t.")
+    forward_first = ("the forward pass of DiagonalPeepholeLSTMCell already differs from the reference (see the "
+                     "forward tests), so the gradients do too: fix forward first.")
+
+
+SPECS = {MATRIX: MatrixPeephole, DIAGONAL: DiagonalPeephole}
 
 
 # --------------------------------------------------------------------------- shared test bodies
@@ -352,12 +317,13 @@ def _parameters_test(kind):
     base = student("LSTMCell")
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise GradingFailure(f"{cls_name} should subclass the given LSTMCell: class {cls_name}(LSTMCell).")
-    cell = _make_cell(kind, 5, 3)
+    spec = SPECS[kind]
+    cell = spec.make(5, 3)
     for attr, value in (("input_size", 5), ("hidden_size", 3)):
         if getattr(cell, attr, None) != value:
             raise GradingFailure(f"{cls_name}(5, 3).{attr} should be {value}, got {getattr(cell, attr, None)!r}.")
-    params = _checked_params(cell, kind, 5, 3)
-    names = set(_all_names(kind))
+    params = _cell.checked_params(spec, cell, 5, 3)
+    names = set(spec.names())
     extra = sorted(set(params) - names)
     if extra:
         raise GradingFailure(
@@ -373,66 +339,37 @@ def _parameters_test(kind):
         raise GradingFailure(f".double() did not convert {not_moved[0]}: keep every weight an nn.Parameter.")
 
 
+def _init_failure(kind, when, name, values, k):
+    peeps = ", ".join(PEEPHOLES[kind])
+    fresh_peephole = name in PEEPHOLES[kind] and when == "after __init__"
+    return _cell.spread_failure(
+        when, name, values, k,
+        too_wide="every parameter is drawn from U(-k, k)."
+        + (f" Call self.reset_parameters() after creating {peeps}." if fresh_peephole else ""),
+        not_spread=(f" Initialise {peeps} like the other weights: create them, then call self.reset_parameters() "
+                    "once more (zeros would make the cell start as a plain LSTM, but the contract asks for U(-k, k))."
+                    if fresh_peephole else ""),
+    )
+
+
 def _init_test(kind):
     hidden, inp = 256, 64
-    k = 1 / math.sqrt(hidden)
-    cell = _make_cell(kind, inp, hidden)
-    _checked_params(cell, kind, inp, hidden)
-    peeps = PEEPHOLES[kind]
-
-    def check_range(when):
-        for name, p in cell.named_parameters():
-            values = p.detach().cpu().double()
-            hi = values.abs().max().item()
-            if not math.isfinite(hi) or hi > k * (1 + 1e-6):
-                raise GradingFailure(
-                    f"{when}, {name} has values up to {hi:.3g} but k = 1/sqrt(hidden_size) = {k:.4g}: every "
-                    "parameter is drawn from U(-k, k)."
-                    + (f" Call self.reset_parameters() after creating {', '.join(peeps)}."
-                       if name in peeps and when == "after __init__" else "")
-                )
-            if hi < 0.8 * k or values.std().item() < 0.4 * k:
-                hint = ""
-                if name in peeps and when == "after __init__":
-                    hint = (f" Initialise {', '.join(peeps)} like the other weights: create them, then call "
-                            "self.reset_parameters() once more (zeros would make the cell start as a plain LSTM, "
-                            "but the contract asks for U(-k, k)).")
-                raise GradingFailure(
-                    f"{when}, {name} is not spread over U(-k, k) with k = {k:.4g} (max |value| {hi:.3g}, "
-                    f"std {values.std().item():.3g}; expected std ≈ {k / math.sqrt(3):.3g}).{hint}"
-                )
-
-    check_range("after __init__")
-    with torch.no_grad():
-        for p in cell.parameters():
-            p.fill_(5.0)
-    call(cell.reset_parameters, what=f"{CLASS_NAME[kind]}.reset_parameters()")
-    check_range("after reset_parameters()")
-
-
-SIZES = ((3, 5, 4), (2, 3, 7), (1, 1, 1))  # (batch, input_size, hidden_size)
-
-
-def _forward_test(kind):
-    for batch, inp, hid in SIZES:
-        cell = _graded_cell(kind, (batch, inp, hid))
-        x, h, c = _case(batch, inp, hid)
-        _expect_step(cell, kind, x, h, c, f"batch={batch}, input_size={inp}, hidden_size={hid}, random h and c")
+    spec = SPECS[kind]
+    cell = spec.make(inp, hidden)
+    _cell.checked_params(spec, cell, inp, hidden)
+    _cell.expect_uniform_init(cell, hidden, functools.partial(_init_failure, kind), f"{spec.name}.reset_parameters()")
 
 
 def _forms_test(kind):
-    cls = CLASS_NAME[kind]
+    spec = SPECS[kind]
     inp, hid = 5, 4
-    cell = _graded_cell(kind, (1, inp, hid))
-    x, h, c = _case(1, inp, hid, batched=False)
-    _expect_step(cell, kind, x, h, c, "unbatched: x of shape (input_size,), h and c of shape (hidden_size,)")
-    params = _params64(cell, kind)
+    cell = _cell.graded_cell(spec, inp, hid)
+    x, h, c = _cell.random_case(1, inp, hid, batched=False, c_scale=spec.c_scale)
+    _cell.expect_step(spec, cell, x, h, c, "unbatched: x of shape (input_size,), h and c of shape (hidden_size,)")
     hint = "With h and c missing, use zeros created like the input: x.new_zeros(*x.shape[:-1], hidden_size)."
     for xs in (torch.randn(3, inp, dtype=F64), torch.randn(inp, dtype=F64)):
-        label = f"{cls}.forward(x) without h and c, x of shape {tuple(xs.shape)}"
-        zeros = torch.zeros(*xs.shape[:-1], hid, dtype=F64)
-        want_h, want_c = oracles.lstm_cell_step(params, xs, zeros, zeros, peephole=kind)
-        got_h, got_c = _run_cell(cell, kind, xs, what=label)
+        label = f"{spec.name}.forward(x) without h and c, x of shape {tuple(xs.shape)}"
+        got_h, got_c, want_h, want_c = _cell.without_states(spec, cell, xs, hid, label)
         expect_shape(got_h, want_h.shape, f"h_next ({label})", hint)
         expect_close(got_h, want_h, f"h_next ({label})", hint)
         expect_close(got_c, want_c, f"c_next ({label})", hint)
@@ -441,42 +378,7 @@ def _forms_test(kind):
 
 
 def _gradients_test(kind):
-    cls = CLASS_NAME[kind]
-    batch, inp, hid = 3, 5, 4
-    cell = _graded_cell(kind, (batch, inp, hid))
-    x, h, c = _case(batch, inp, hid)
-    w_h, w_c = torch.randn(batch, hid, dtype=F64), torch.randn(batch, hid, dtype=F64)
-
-    ref_params = {n: t.clone().requires_grad_(True) for n, t in _params64(cell, kind).items()}
-    ref_inputs = [t.clone().requires_grad_(True) for t in (x, h, c)]
-    want_h, want_c = oracles.lstm_cell_step(ref_params, *ref_inputs, peephole=kind)
-    ((want_h * w_h).sum() + (want_c * w_c).sum()).backward()
-
-    dev = device()
-    mine = [t.detach().to(dev).requires_grad_(True) for t in (x, h, c)]
-    got_h, got_c = _call_cell(kind, cell, *mine, what=f"{cls}.forward")
-    if not (close(got_h, want_h) and close(got_c, want_c)):
-        raise GradingFailure(
-            f"the forward pass of {cls} already differs from the reference (see the forward tests), so the "
-            "gradients do too: fix forward first."
-        )
-    loss = (got_h * w_h.to(dev)).sum() + (got_c * w_c.to(dev)).sum()
-    call(loss.backward, what=f"backward through {cls}")
-    params = dict(cell.named_parameters())
-    for name in _all_names(kind):
-        p = params[name]
-        if p.grad is None:
-            raise GradingFailure(
-                f"{name} got no gradient: it is not used in forward, or used through .detach()/.data."
-            )
-        expect_close(p.grad, ref_params[name].grad, f"the gradient of {name}",
-                     "The forward values match, so look for .detach(), .data or in-place updates.")
-    for name, got, want in zip("xhc", mine, ref_inputs, strict=True):
-        if got.grad is None:
-            raise GradingFailure(f"no gradient reaches {name}: is it detached inside forward?")
-        expect_close(got.grad, want.grad, f"the gradient with respect to {name}",
-                     "The forward values match, so look for .detach(), .data or in-place updates"
-                     + (" (the peepholes read c too)." if name == "c" else "."))
+    _cell.gradients_test(SPECS[kind])
     _gradcheck(kind)
 
 
@@ -484,12 +386,13 @@ def _gradcheck(kind):
     """torch.autograd.gradcheck on the student's cell: autograd against finite differences, small sizes."""
     cls = CLASS_NAME[kind]
     batch, inp, hid = 2, 3, 2
-    cell = _graded_cell(kind, (batch, inp, hid))
+    spec = SPECS[kind]
+    cell = _cell.graded_cell(spec, inp, hid)
     dev = device()
-    names = _all_names(kind)
+    names = spec.names()
     params = dict(cell.named_parameters())
     leaves = [params[n].detach().clone().requires_grad_(True) for n in names]
-    inputs = [t.to(dev).requires_grad_(True) for t in _case(batch, inp, hid)]
+    inputs = [t.to(dev).requires_grad_(True) for t in _cell.random_case(batch, inp, hid, c_scale=spec.c_scale)]
 
     def fn(x, h, c, *ps):
         return torch.func.functional_call(cell, dict(zip(names, ps, strict=True)), (x, h, c))
@@ -523,17 +426,20 @@ def peephole_init():
 @hidden_test
 def peephole_zero_v():
     """With V_f = V_i = V_o = 0, PeepholeLSTMCell equals torch.nn.LSTMCell (random h and c, several sizes)."""
-    for batch, inp, hid in SIZES:
-        cell = _graded_cell(MATRIX, (batch, inp, hid))
+    spec = MatrixPeephole
+    for batch, inp, hid in _cell.SIZES:
+        cell = _cell.graded_cell(spec, inp, hid)
         with torch.no_grad():
             for name in PEEPHOLES[MATRIX]:
                 getattr(cell, name).zero_()
-        x, h, c = _case(batch, inp, hid)
+        x, h, c = _cell.random_case(batch, inp, hid, c_scale=spec.c_scale)
         label = f"V = 0, batch={batch}, input_size={inp}, hidden_size={hid}, random h and c"
         base = oracles.cell_params(cell)
         want_h, want_c = oracles.torch_cell_from(base)(x, (h, c))
-        got_h, got_c = _run_cell(cell, MATRIX, x, h, c)
-        _expect_output_shapes(MATRIX, got_h, got_c, tuple(want_h.shape), label)
+        got_h, got_c = _cell.run_cell(cell, x, h, c, what="PeepholeLSTMCell.forward", invoke=spec.invoke)
+        hint = _shape_hint(MATRIX, got_h, got_c, tuple(want_h.shape))
+        expect_shape(got_h, tuple(want_h.shape), f"h_next ({label})", hint)
+        expect_shape(got_c, tuple(want_h.shape), f"c_next ({label})", hint)
         if close(got_h, want_h) and close(got_c, want_c):
             continue
         got_h, got_c = got_h.detach().cpu(), got_c.detach().cpu()
@@ -551,7 +457,7 @@ def peephole_zero_v():
 @hidden_test
 def peephole_forward():
     """PeepholeLSTMCell.forward matches the peephole equations with random V's and states, sizes 1 to 7."""
-    _forward_test(MATRIX)
+    _cell.forward_test(MatrixPeephole)
 
 
 @hidden_test
@@ -574,14 +480,14 @@ def _reference_init(self, input_size, hidden_size):
     student("LSTMCell").__init__(self, input_size, hidden_size)
     for name in PEEPHOLES[MATRIX]:
         setattr(self, name, nn.Parameter(torch.empty(hidden_size, hidden_size)))
-    _fill_random(self)
+    _cell.fill_uniform(self, MatrixPeephole.fill)
 
 
 def _reference_forward(self, x, h=None, c=None):
     """What PeepholeLSTMCell.forward computes, standing in for the student's in the stack tests."""
     h = x.new_zeros(*x.shape[:-1], self.hidden_size) if h is None else h
     c = x.new_zeros(*x.shape[:-1], self.hidden_size) if c is None else c
-    params = {n: getattr(self, n) for n in _all_names(MATRIX)}
+    params = {n: getattr(self, n) for n in MatrixPeephole.names()}
     return oracles.lstm_cell_step(params, x, h, c, peephole=MATRIX)
 
 
@@ -647,7 +553,7 @@ def _reference_stack(layer_params, x, h0, c0):
 
 def _expect_stack(stack, x, h0, c0, label, batch_first=False):
     dev = device()
-    layer_params = [_params64(layer, MATRIX) for layer in stack.layers]
+    layer_params = [MatrixPeephole.params64(layer) for layer in stack.layers]
     num_layers, hid = len(layer_params), layer_params[0]["W_f"].shape[0]
     xs = x.transpose(0, 1) if batch_first else x
     zeros = torch.zeros(num_layers, *xs.shape[1:-1], hid, dtype=F64)
@@ -712,7 +618,7 @@ def diagonal_bonus_parameters():
 @hidden_test
 def diagonal_bonus_forward():
     """DiagonalPeepholeLSTMCell.forward matches the original peephole equations, every input form."""
-    _forward_test(DIAGONAL)
+    _cell.forward_test(DiagonalPeephole)
     _forms_test(DIAGONAL)
 
 

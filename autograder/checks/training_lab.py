@@ -12,23 +12,13 @@ import torch
 import torch._dynamo  # noqa: F401  (see below)
 import torch.nn as nn
 
-from ..harness import (
-    GradingFailure,
-    call,
-    close,
-    device,
-    expect_close,
-    expect_shape,
-    hidden_test,
-    student,
-)
+from ..harness import GradingFailure, call, close, device, expect_close, expect_shape, hidden_test, student
+from ._cell import F64, fill_uniform, run_cell
 
 # Importing torch._dynamo rebinds torch.manual_seed (to a dynamo-disabled wrapper).
 # The notebook trains with torch.optim, which
 # imports it lazily; the grading kernel's guard imports this module before it snapshots torch, so the
 # rebinding happens before the snapshot and is not mistaken for the student's code changing torch.
-
-F64 = torch.float64
 
 # --------------------------------------------------------------------------- adding_problem
 
@@ -213,29 +203,10 @@ def _torch_rnn_cell(cell):
     return ref
 
 
-def _randomize(cell, spread=0.8):
-    with torch.no_grad():
-        for p in cell.parameters():
-            p.uniform_(-spread, spread)
-
-
 def _run_rnn(cell, x, h=None, c=None, what="VanillaRNNCell.forward"):
-    dev = device()
-    args = [t.to(dev) if t is not None else None for t in (x, h, c)]
-    copies = [t.clone() if t is not None else None for t in args]
-    if h is None:
-        out = call(cell, args[0], what=what)
-    else:
-        out = call(cell, *args, what=what)
-    for name, before, after in zip("xhc", copies, args, strict=True):
-        if before is not None and not torch.equal(before, after):
-            raise GradingFailure(f"{what} changed the caller's {name} in place: compute new tensors instead.")
-    if not isinstance(out, tuple) or len(out) != 2:
-        raise GradingFailure(
-            f"{what} should return a tuple (h_next, c) — c passed through unchanged, so the cell fits the LSTM "
-            f"stack — got {type(out).__name__}."
-        )
-    return out
+    return run_cell(cell, x, h, c, what=what, not_a_pair=(
+        "{what} should return a tuple (h_next, c) — c passed through unchanged, so the cell fits the LSTM "
+        "stack — got {got}."))
 
 
 @hidden_test
@@ -264,7 +235,7 @@ def rnn_cell_forward():
     dev = device()
     for batch, inp, hid in ((3, 5, 4), (1, 1, 1), (None, 3, 6)):
         cell = _make_rnn_cell(inp, hid)
-        _randomize(cell)
+        fill_uniform(cell, 0.8)
         cell.to(dev, F64)
         ref = _torch_rnn_cell(cell)
         shape = () if batch is None else (batch,)
@@ -298,7 +269,7 @@ def rnn_cell_gradients():
     """Gradients of W, U, b and of x and h match torch.nn.RNNCell."""
     dev = device()
     cell = _make_rnn_cell(5, 4)
-    _randomize(cell)
+    fill_uniform(cell, 0.8)
     cell.to(dev, F64)
     ref = _torch_rnn_cell(cell)
     x, h, c = torch.randn(3, 5, dtype=F64), torch.randn(3, 4, dtype=F64), torch.randn(3, 4, dtype=F64)

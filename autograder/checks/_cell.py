@@ -1,0 +1,346 @@
+"""What the hidden tests of the one-step cells share.
+
+``LSTMCell`` (notebook 1), ``CoupledLSTMCell`` (3), the peephole cells (4) and ``FusedLSTMCell`` (6) are graded
+the same way: build the student's cell, check its parameters, run one step on the grading device in float64,
+compare with a float64 reference on CPU, name the mistake when one fits, then compare gradients. A ``CellSpec``
+holds what differs from cell to cell, the wording of its messages included: the bug zoo matches those, so each
+notebook keeps its own.
+"""
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn as nn
+
+from .. import oracles
+from ..harness import GradingFailure, call, close, device, expect_close, expect_shape, max_abs_diff
+
+F64 = torch.float64
+CPU = torch.device("cpu")
+SIZES = ((3, 5, 4), (2, 3, 7), (1, 1, 1))  # (batch, input_size, hidden_size) of the forward tests
+
+
+# --------------------------------------------------------------------------- references
+
+
+class TorchReference:
+    """A float64 ``torch.nn.LSTMCell`` as the reference; ``split`` reads its gradients by parameter name."""
+
+    def __init__(self, cell: nn.LSTMCell, split: Callable[[nn.LSTMCell], dict]):
+        self.cell, self.split = cell, split
+
+    def __call__(self, x, h, c):
+        return self.cell(x, (h, c))
+
+    def grads(self) -> dict[str, torch.Tensor]:
+        return self.split(self.cell)
+
+
+class StepReference:
+    """A step function ``step(params, x, h, c)`` as the reference, its parameters leaves that collect gradients."""
+
+    def __init__(self, step: Callable, params: dict[str, torch.Tensor]):
+        self.step = step
+        self.params = {name: t.clone().requires_grad_(True) for name, t in params.items()}
+
+    def __call__(self, x, h, c):
+        return self.step(self.params, x, h, c)
+
+    def grads(self) -> dict[str, torch.Tensor]:
+        return {name: t.grad for name, t in self.params.items()}
+
+
+# --------------------------------------------------------------------------- what differs from cell to cell
+
+
+class CellSpec:
+    """What the shared tests need to know about one kind of cell: subclass it and override what differs.
+
+    The tests use the subclass itself, never an instance: the grading kernel's guard snapshots the classes of
+    the grader's modules, so student code cannot quietly swap what a spec says.
+    """
+
+    name: str  # the class as the student sees it, e.g. "CoupledLSTMCell"
+    fill: float | None = None  # weights drawn from U(-fill, fill) by the grader, so init bugs cost only the init test
+    c_scale = 1.0  # the random c of a test case is scaled by this
+    every_parameter = False  # the reference and the bug namer also see parameters beyond the contract's
+
+    @staticmethod
+    def make(input_size, hidden_size) -> nn.Module:
+        """The student's cell."""
+        raise NotImplementedError
+
+    @staticmethod
+    def shapes(input_size, hidden_size) -> dict[str, tuple[int, ...]]:
+        """The contract's parameters and their shapes."""
+        raise NotImplementedError
+
+    @staticmethod
+    def reference(params: dict[str, torch.Tensor]) -> TorchReference | StepReference:
+        """The reference cell with these float64 CPU parameters."""
+        raise NotImplementedError
+
+    @staticmethod
+    def name_bug(params, x, h, c, got_h, got_c) -> str:
+        """A sentence naming the mistake that explains the student's (h, c), or ''."""
+        return ""
+
+    @staticmethod
+    def invoke(cell, *args, what):
+        """Runs the student's cell; a spec may explain some errors better than ``harness.call`` does."""
+        return call(cell, *args, what=what)
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The contract's parameter names (their shapes depend on the sizes, the names do not)."""
+        return tuple(cls.shapes(1, 1))
+
+    @classmethod
+    def params64(cls, cell) -> dict[str, torch.Tensor]:
+        """The parameters the reference reads, as float64 CPU tensors detached from the student's."""
+        params = dict(cell.named_parameters())
+        names = params if cls.every_parameter else cls.names()
+        return {name: params[name].detach().to(CPU, F64) for name in names}
+
+    # How the messages are worded: the bug zoo matches them, so each notebook keeps its own.
+
+    owner = ""  # prefixed to parameter names, e.g. "PeepholeLSTMCell."
+    plain_tensor = "wrap it in nn.Parameter so that .parameters(), .to() and the optimizer see it."
+    h_shape_hint = "h_next has the shape of h."
+    c_shape_hint = "c_next has the shape of c."
+    c_right = "matches the reference"  # "c_next {c_right} but h_next differs by up to ..."
+    h_advice = "Check the output gate o_t and h_t = o_t * tanh(c_t)."
+    differs_from = "the reference"  # "c_next differs from {differs_from} by up to ..."
+    h_too = " (h_next too)"  # added to that when h_next is right
+    c_advice = ""
+    forward_first = ("the forward pass already differs from the reference (see the forward test), so the "
+                     "gradients do too: fix forward first.")
+
+    @staticmethod
+    def missing(names, params) -> str:
+        """The message for contract parameters that are not registered at all."""
+        raise NotImplementedError
+
+    @staticmethod
+    def beyond(extra) -> str:
+        """The message for parameters beyond the contract's (``extra``, maybe none), or '' to let them be."""
+        return ""
+
+    @staticmethod
+    def wrong_shape(name, got, want) -> str:
+        """The end of "{name} has shape {got}, expected {want} for input_size=..., hidden_size=..."."""
+        return "."
+
+    @classmethod
+    def shape_hints(cls, got_h, got_c, shape) -> tuple[str, str]:
+        """Hints for an h_next and a c_next of the wrong shape."""
+        return cls.h_shape_hint, cls.c_shape_hint
+
+    @staticmethod
+    def input_grad_hint(name) -> str:
+        """A hint for a wrong gradient with respect to x, h or c."""
+        return ""
+
+
+# --------------------------------------------------------------------------- building and running the cell
+
+
+def checked_params(spec: type[CellSpec], cell, input_size, hidden_size) -> dict[str, nn.Parameter]:
+    """The cell's parameters by name, after checking that the contract's are registered with the right shapes."""
+    params = dict(cell.named_parameters())
+    shapes = spec.shapes(input_size, hidden_size)
+    missing = [name for name in shapes if name not in params]
+    if missing:
+        plain = [name for name in missing if isinstance(getattr(cell, name, None), torch.Tensor)]
+        if plain:
+            raise GradingFailure(
+                f"{spec.owner}{plain[0]} is a plain tensor, not a registered parameter: {spec.plain_tensor}")
+        raise GradingFailure(spec.missing(missing, params))
+    too_many = spec.beyond(sorted(set(params) - set(shapes)))
+    if too_many:
+        raise GradingFailure(too_many)
+    for name, want in shapes.items():
+        got = tuple(params[name].shape)
+        if got != want:
+            raise GradingFailure(
+                f"{spec.owner}{name} has shape {got}, expected {want} for input_size={input_size}, "
+                f"hidden_size={hidden_size}{spec.wrong_shape(name, got, want)}"
+            )
+    return params
+
+
+def course_shapes(input_size, hidden_size, names=oracles.CELL_PARAMS) -> dict[str, tuple[int, ...]]:
+    """The shapes of the course's parameters: W_* (H, H) multiplies h, U_* (H, I) multiplies x, b_* is (H,)."""
+    columns = {"W": (hidden_size,), "U": (input_size,), "b": ()}
+    return {name: (hidden_size, *columns[name[0]]) for name in names}
+
+
+def fill_uniform(module, spread):
+    with torch.no_grad():
+        for p in module.parameters():
+            p.uniform_(-spread, spread)
+
+
+def graded_cell(spec: type[CellSpec], input_size, hidden_size):
+    """The student's cell, checked, with the grader's weights if the spec asks for them, in float64 on the device."""
+    cell = spec.make(input_size, hidden_size)
+    checked_params(spec, cell, input_size, hidden_size)
+    if spec.fill is not None:
+        fill_uniform(cell, spec.fill)
+    cell.to(device(), F64)
+    return cell
+
+
+def random_case(batch, input_size, hidden_size, batched=True, c_scale=1.0):
+    """Random x, h, c in float64: (batch, size) each, or (size,) unbatched."""
+    shape = (batch,) if batched else ()
+    x = torch.randn(*shape, input_size, dtype=F64)
+    h = torch.randn(*shape, hidden_size, dtype=F64)
+    c = torch.randn(*shape, hidden_size, dtype=F64) * c_scale
+    return x, h, c
+
+
+def run_cell(cell, x, h=None, c=None, *, what, invoke=call,
+             not_a_pair="{what} should return a tuple (h_next, c_next), got {got}."):
+    """One call of the cell on the device, with h and c or without both; the caller's tensors must stay as they were."""
+    dev = device()
+    args = [t.to(dev) if t is not None else None for t in (x, h, c)]
+    copies = [t.clone() if t is not None else None for t in args]
+    out = invoke(cell, *(args[:1] if h is None else args), what=what)
+    for name, before, after in zip("xhc", copies, args, strict=True):
+        if before is not None and not torch.equal(before, after):
+            raise GradingFailure(f"{what} changed the caller's {name} in place: compute new tensors instead.")
+    if not isinstance(out, tuple) or len(out) != 2:
+        raise GradingFailure(not_a_pair.format(what=what, got=type(out).__name__))
+    return out
+
+
+# --------------------------------------------------------------------------- the shared test bodies
+
+
+def expect_step(spec: type[CellSpec], cell, x, h, c, label):
+    """One step of the student's cell matches the reference; if not, say which mistake it matches."""
+    params = spec.params64(cell)
+    want_h, want_c = spec.reference(params)(x, h, c)
+    got_h, got_c = run_cell(cell, x, h, c, what=f"{spec.name}.forward", invoke=spec.invoke)
+    shape = tuple(want_h.shape)
+    h_hint, c_hint = spec.shape_hints(got_h, got_c, shape)
+    expect_shape(got_h, shape, f"h_next ({label})", h_hint)
+    expect_shape(got_c, shape, f"c_next ({label})", c_hint)
+    h_ok, c_ok = close(got_h, want_h), close(got_c, want_c)
+    if h_ok and c_ok:
+        return
+    got_h, got_c = got_h.detach().cpu(), got_c.detach().cpu()
+    named = spec.name_bug(params, x, h, c, got_h, got_c)
+    if named:
+        raise GradingFailure(f"{spec.name}.forward ({label}): {named}")
+    if c_ok:
+        raise GradingFailure(
+            f"{spec.name}.forward ({label}): c_next {spec.c_right} but h_next differs by up to "
+            f"{max_abs_diff(got_h, want_h):.3g}. {spec.h_advice}"
+        )
+    raise GradingFailure(
+        f"{spec.name}.forward ({label}): c_next differs from {spec.differs_from} by up to "
+        f"{max_abs_diff(got_c, want_c):.3g}" + (spec.h_too if h_ok else "") + f". {spec.c_advice}"
+    )
+
+
+def forward_test(spec: type[CellSpec]):
+    """Random h and c, batches of several sizes."""
+    for batch, inp, hid in SIZES:
+        cell = graded_cell(spec, inp, hid)
+        x, h, c = random_case(batch, inp, hid, c_scale=spec.c_scale)
+        expect_step(spec, cell, x, h, c, f"batch={batch}, input_size={inp}, hidden_size={hid}, random h and c")
+
+
+def without_states(spec: type[CellSpec], cell, x, hidden_size, what):
+    """The cell called with x alone, and the reference's answer for zero states: (got_h, got_c, want_h, want_c)."""
+    zeros = torch.zeros(*x.shape[:-1], hidden_size, dtype=F64)
+    got_h, got_c = run_cell(cell, x, what=what, invoke=spec.invoke)
+    want_h, want_c = spec.reference(spec.params64(cell))(x, zeros, zeros)
+    return got_h, got_c, want_h, want_c
+
+
+def forms_test(spec: type[CellSpec], hint):
+    """An unbatched step, then a batch of x alone (missing states are zeros like x); returns that call's outputs."""
+    cell = graded_cell(spec, 5, 4)
+    x, h, c = random_case(1, 5, 4, batched=False)
+    expect_step(spec, cell, x, h, c, "unbatched: x of shape (input_size,)")
+    got_h, got_c, want_h, want_c = without_states(spec, cell, torch.randn(3, 5, dtype=F64), 4,
+                                                  f"{spec.name}.forward(x) without h and c")
+    expect_close(got_h, want_h, "h_next with h and c missing", hint)
+    expect_close(got_c, want_c, "c_next with h and c missing", hint)
+    return cell, got_h, got_c
+
+
+def gradients_test(spec: type[CellSpec]):
+    """Gradients of the contract's parameters and of x, h and c match the reference's."""
+    batch, inp, hid = 3, 5, 4
+    cell = graded_cell(spec, inp, hid)
+    x, h, c = random_case(batch, inp, hid, c_scale=spec.c_scale)
+    ref = spec.reference(spec.params64(cell))
+    w_h, w_c = torch.randn(batch, hid, dtype=F64), torch.randn(batch, hid, dtype=F64)
+
+    inputs = [t.clone().requires_grad_(True) for t in (x, h, c)]
+    want_h, want_c = ref(*inputs)
+    ((want_h * w_h).sum() + (want_c * w_c).sum()).backward()
+    want_param = ref.grads()
+
+    dev = device()
+    mine = [t.detach().to(dev).requires_grad_(True) for t in (x, h, c)]
+    cell.zero_grad(set_to_none=True)
+    got_h, got_c = spec.invoke(cell, *mine, what=f"{spec.name}.forward")
+    if not (close(got_h, want_h) and close(got_c, want_c)):
+        raise GradingFailure(spec.forward_first)
+    loss = (got_h * w_h.to(dev)).sum() + (got_c * w_c.to(dev)).sum()
+    call(loss.backward, what=f"backward through {spec.name}")
+    params = dict(cell.named_parameters())
+    for name in spec.names():
+        if params[name].grad is None:
+            raise GradingFailure(
+                f"{name} got no gradient: it is not used in forward, or used through .detach()/.data."
+            )
+        expect_close(params[name].grad, want_param[name], f"the gradient of {name}",
+                     "The forward values match, so look for .detach(), .data or in-place updates.")
+    for name, got, want in zip("xhc", mine, inputs, strict=True):
+        if got.grad is None:
+            raise GradingFailure(f"no gradient reaches {name}: is it detached inside forward?")
+        expect_close(got.grad, want.grad, f"the gradient with respect to {name}", spec.input_grad_hint(name))
+
+
+# --------------------------------------------------------------------------- initialisation
+
+
+def spread_failure(when, name, values, k, *, too_wide, not_spread="", nan=None) -> str:
+    """Why ``values`` (a parameter's, float64) are not drawn from U(-k, k), or '' if they look it."""
+    hi = values.abs().max().item()
+    if nan is not None and not math.isfinite(hi):
+        return f"{when}, {name} contains NaN or inf: {nan}"
+    if not math.isfinite(hi) or hi > k * (1 + 1e-6):
+        return f"{when}, {name} has values up to {hi:.3g} but k = 1/sqrt(hidden_size) = {k:.4g}: {too_wide}"
+    if hi < 0.8 * k or values.std().item() < 0.4 * k:
+        return (f"{when}, {name} is not spread over U(-k, k) with k = {k:.4g} (max |value| {hi:.3g}, "
+                f"std {values.std().item():.3g}; expected std ≈ {k / math.sqrt(3):.3g}).{not_spread}")
+    return ""
+
+
+def expect_uniform_init(cell, hidden_size, failure, reset_what="reset_parameters()", reset_optional=False):
+    """Every parameter looks drawn from U(-k, k), k = 1/sqrt(hidden_size), after __init__ and after
+    reset_parameters() (called on weights set to 5 first). ``failure(when, name, values, k)`` words the verdict."""
+    k = 1 / math.sqrt(hidden_size)
+
+    def check(when):
+        for name, p in cell.named_parameters():
+            message = failure(when, name, p.detach().cpu().double(), k)
+            if message:
+                raise GradingFailure(message)
+
+    check("after __init__")
+    if reset_optional and not callable(getattr(cell, "reset_parameters", None)):
+        return
+    with torch.no_grad():
+        for p in cell.parameters():
+            p.fill_(5.0)
+    call(cell.reset_parameters, what=reset_what)
+    check("after reset_parameters()")
