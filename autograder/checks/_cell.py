@@ -336,7 +336,11 @@ def expect_uniform_init(cell, hidden_size, failure, reset_what="reset_parameters
             if message:
                 raise GradingFailure(message)
 
-    check("after __init__")
+    try:
+        check("after __init__")
+    except GradingFailure as verdict:
+        _blame_init_if_reset_works(cell, check, reset_what, verdict)
+        raise
     if reset_optional and not callable(getattr(cell, "reset_parameters", None)):
         return
     with torch.no_grad():
@@ -344,3 +348,16 @@ def expect_uniform_init(cell, hidden_size, failure, reset_what="reset_parameters
             p.fill_(5.0)
     call(cell.reset_parameters, what=reset_what)
     check("after reset_parameters()")
+
+
+def _blame_init_if_reset_works(cell, check, reset_what, verdict):
+    """Raises a sharper message when reset_parameters() alone gets the weights right: __init__ skips it."""
+    if not callable(getattr(cell, "reset_parameters", None)):
+        return
+    try:
+        call(cell.reset_parameters, what=reset_what)
+        check("after reset_parameters()")
+    except GradingFailure:
+        return
+    raise GradingFailure(f"{verdict} Calling {reset_what} by hand draws them right, so __init__ does not call "
+                         "it: end __init__ with self.reset_parameters().") from None

@@ -147,6 +147,7 @@ def _wrong_shape(name, got, want):
 
 class Cell(_cell.CellSpec):
     name = "LSTMCell"
+    fill = 0.5
     make = staticmethod(_make_cell)
     shapes = staticmethod(_cell.course_shapes)
     name_bug = staticmethod(name_cell_bug)
