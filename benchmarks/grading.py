@@ -16,6 +16,7 @@ import os
 import platform
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -38,7 +39,8 @@ async def _kernel_with_torch(kernel_name: str, ipc_dir: str | None) -> float:
     km = AsyncKernelManager(kernel_name=kernel_name, **extra)
     scratch = tempfile.mkdtemp(prefix="lstm-floor-")
     start = time.perf_counter()
-    await km.start_kernel(cwd=scratch, extra_arguments=["--HistoryManager.hist_file=:memory:"])
+    await km.start_kernel(cwd=scratch, extra_arguments=["--HistoryManager.hist_file=:memory:"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # the kernels' banners
     kc = km.client()
     kc.start_channels()
     try:
