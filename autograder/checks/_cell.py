@@ -359,5 +359,6 @@ def _blame_init_if_reset_works(cell, check, reset_what, verdict):
         check("after reset_parameters()")
     except GradingFailure:
         return
-    raise GradingFailure(f"{verdict} Calling {reset_what} by hand draws them right, so __init__ does not call "
-                         "it: end __init__ with self.reset_parameters().") from None
+    seen = str(verdict).split(":")[0].split(" Does __init__")[0].rstrip(".")  # what was wrong, not why
+    raise GradingFailure(f"{seen}. Calling {reset_what} by hand draws them right, so __init__ does not call it: "
+                         "end __init__ with self.reset_parameters().") from None
