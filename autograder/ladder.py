@@ -53,12 +53,15 @@ def fused_lstm(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
     return torch.stack(outputs), h, c
 
 
-def precomputed_lstm(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
-    """Rung 3: the input projection of all steps in one GEMM; only h @ weight_hh.T stays in the loop."""
+def project_inputs(x, weight_ih, bias_ih, bias_hh):
+    """x @ weight_ih.T + both biases for every step at once: one GEMM, shape (steps, batch, 4H)."""
     steps, batch = x.shape[0], x.shape[1]
     x_proj = torch.addmm(bias_ih + bias_hh, x.reshape(steps * batch, x.shape[2]), weight_ih.t())
-    x_proj = x_proj.view(steps, batch, weight_ih.shape[0])
-    w_hh_t = weight_hh.t()
+    return x_proj.view(steps, batch, weight_ih.shape[0])
+
+
+def recurrence(x_proj, h, c, w_hh_t):
+    """The steps of rung 3's loop from precomputed input projections; only h @ weight_hh.T is left per step."""
     outputs = []
     # unbind, not x_proj[t]: the backward of x_proj[t] writes its gradient into a zero tensor the size of
     # all of x_proj, at every step (T² work); unbind's backward stacks the T gradients once.
@@ -71,19 +74,12 @@ def precomputed_lstm(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
     return torch.stack(outputs), h, c
 
 
+def precomputed_lstm(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
+    """Rung 3: the input projection of all steps in one GEMM; only h @ weight_hh.T stays in the loop."""
+    return recurrence(project_inputs(x, weight_ih, bias_ih, bias_hh), h, c, weight_hh.t())
+
+
 # --------------------------------------------------------------------------- rung 4: compiled
-
-
-def _block(x_proj, h, c, w_hh_t):
-    """``len(x_proj)`` steps of rung 3's loop, from precomputed input projections."""
-    outputs = []
-    for x_t in x_proj.unbind(0):
-        gates = torch.addmm(x_t, h, w_hh_t)
-        i, f, g, o = gates.chunk(4, 1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        h = torch.sigmoid(o) * torch.tanh(c)
-        outputs.append(h)
-    return torch.stack(outputs), h, c
 
 
 def compiled_lstm(block=0, backend="inductor"):
@@ -97,12 +93,10 @@ def compiled_lstm(block=0, backend="inductor"):
         return torch.jit.script(precomputed_lstm), "torch.jit.script"
     if not block:
         return torch.compile(precomputed_lstm, dynamic=False), "torch.compile, whole loop"
-    compiled_block = torch.compile(_block, dynamic=False)
+    compiled_block = torch.compile(recurrence, dynamic=False)
 
     def run(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
-        steps, batch = x.shape[0], x.shape[1]
-        x_proj = torch.addmm(bias_ih + bias_hh, x.reshape(steps * batch, x.shape[2]), weight_ih.t())
-        x_proj = x_proj.view(steps, batch, weight_ih.shape[0])
+        x_proj = project_inputs(x, weight_ih, bias_ih, bias_hh)
         w_hh_t = weight_hh.t()
         outputs = []
         for chunk in x_proj.split(block):
