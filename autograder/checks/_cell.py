@@ -116,6 +116,13 @@ class CellSpec:
     c_advice = ""
     forward_first = ("the forward pass already differs from the reference (see the forward test), so the "
                      "gradients do too: fix forward first.")
+    no_states_hint = "With h and c missing, use zeros created like the input: x.new_zeros(batch, hidden_size)."
+
+    @staticmethod
+    def wrong_dtype(got_h, got_c) -> str:
+        """The message when a float64 x without h and c gives outputs of another dtype, or ''."""
+        return f"for a float64 input h_next is {got_h.dtype}: create default states like x." if got_h.dtype != F64 \
+            else ""
 
     @staticmethod
     def missing(names, params) -> str:
@@ -262,16 +269,19 @@ def without_states(spec: type[CellSpec], cell, x, hidden_size, what):
     return got_h, got_c, want_h, want_c
 
 
-def forms_test(spec: type[CellSpec], hint):
-    """An unbatched step, then a batch of x alone (missing states are zeros like x); returns that call's outputs."""
+def forms_test(spec: type[CellSpec]):
+    """An unbatched step, then a batch of x alone (missing states are zeros like x, in x's dtype); returns the cell."""
     cell = graded_cell(spec, 5, 4)
     x, h, c = random_case(1, 5, 4, batched=False)
     expect_step(spec, cell, x, h, c, "unbatched: x of shape (input_size,)")
     got_h, got_c, want_h, want_c = without_states(spec, cell, torch.randn(3, 5, dtype=F64), 4,
                                                   f"{spec.name}.forward(x) without h and c")
-    expect_close(got_h, want_h, "h_next with h and c missing", hint)
-    expect_close(got_c, want_c, "c_next with h and c missing", hint)
-    return cell, got_h, got_c
+    expect_close(got_h, want_h, "h_next with h and c missing", spec.no_states_hint)
+    expect_close(got_c, want_c, "c_next with h and c missing", spec.no_states_hint)
+    message = spec.wrong_dtype(got_h, got_c)
+    if message:
+        raise GradingFailure(message)
+    return cell
 
 
 def gradients_test(spec: type[CellSpec]):

@@ -206,6 +206,7 @@ def _call_cell(cell, *args, what):
 
 class Cell(_cell.CellSpec):
     name = "CoupledLSTMCell"
+    no_states_hint = "With h and c missing, start from zeros created like the input: x.new_zeros(batch, hidden_size)."
     make = staticmethod(_make_cell)
     name_bug = staticmethod(name_bug)
     invoke = staticmethod(_call_cell)
@@ -214,6 +215,12 @@ class Cell(_cell.CellSpec):
     c_right = "is right"
     h_too = " (h_next is right)"
     c_advice = "Check f_t, the candidate c~_t and c_t = f_t * c_{t-1} + (1 - f_t) * c~_t."
+
+    @staticmethod
+    def wrong_dtype(got_h, got_c):
+        if got_h.dtype != F64 or got_c.dtype != F64:
+            return "for a float64 input the outputs are not float64: create default states like x."
+        return ""
 
     @staticmethod
     def shapes(input_size, hidden_size):
@@ -289,10 +296,7 @@ def cell_forward():
 @hidden_test
 def cell_forward_forms():
     """CoupledLSTMCell.forward handles unbatched 1-D inputs and missing states (zeros like the input)."""
-    cell, got_h, got_c = _cell.forms_test(
-        Cell, "With h and c missing, start from zeros created like the input: x.new_zeros(batch, hidden_size).")
-    if got_h.dtype != F64 or got_c.dtype != F64:
-        raise GradingFailure("for a float64 input the outputs are not float64: create default states like x.")
+    cell = _cell.forms_test(Cell)
     got_h, got_c, want_h, want_c = _cell.without_states(Cell, cell, torch.randn(5, dtype=F64), 4,
                                                   "CoupledLSTMCell.forward(x) for a 1-D x without h and c")
     hint = "For a 1-D x the default states are 1-D too: x.new_zeros(*x.shape[:-1], hidden_size)."

@@ -223,10 +223,7 @@ def cell_forward():
 @hidden_test
 def cell_forward_forms():
     """LSTMCell.forward handles unbatched 1-D inputs and missing states (zeros like the input)."""
-    _, got_h, _ = _cell.forms_test(
-        Cell, "With h and c missing, use zeros created like the input: x.new_zeros(batch, hidden_size).")
-    if got_h.dtype != F64:
-        raise GradingFailure(f"for a float64 input h_next is {got_h.dtype}: create default states like x.")
+    _cell.forms_test(Cell)
 
 
 @hidden_test
