@@ -183,6 +183,14 @@ def course_shapes(input_size, hidden_size, names=oracles.CELL_PARAMS) -> dict[st
     return {name: (hidden_size, *columns[name[0]]) for name in names}
 
 
+def expect_moves_with_double(cell):
+    """Every parameter is float64 after cell.double()."""
+    cell.double()
+    not_moved = [n for n, p in cell.named_parameters() if p.dtype != F64]
+    if not_moved:
+        raise GradingFailure(f".double() did not convert {not_moved[0]}: keep every weight an nn.Parameter.")
+
+
 def fill_uniform(module, spread):
     with torch.no_grad():
         for p in module.parameters():

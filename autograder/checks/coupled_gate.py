@@ -281,10 +281,7 @@ def cell_parameters():
                 f"after reset_parameters(), {name} is not drawn from U(-k, k) with k = 1/sqrt(hidden_size) = "
                 f"{k:.4g} (max |value| {hi:.3g}). The inherited reset_parameters does this for the nine."
             )
-    cell.double()
-    not_moved = [n for n, p in cell.named_parameters() if p.dtype != F64]
-    if not_moved:
-        raise GradingFailure(f".double() did not convert {not_moved[0]}: keep every weight an nn.Parameter.")
+    _cell.expect_moves_with_double(cell)
 
 
 @hidden_test

@@ -24,7 +24,6 @@ from ..harness import (
     student,
 )
 from . import _cell
-from ._cell import F64
 
 # --------------------------------------------------------------------------- sigmoid
 
@@ -190,10 +189,7 @@ def cell_parameters():
     keys = set(cell.state_dict())
     if keys != set(oracles.CELL_PARAMS):
         raise GradingFailure(f"state_dict keys are {sorted(keys)}, expected the twelve parameter names.")
-    cell.double()
-    not_moved = [n for n, p in cell.named_parameters() if p.dtype != F64]
-    if not_moved:
-        raise GradingFailure(f".double() did not convert {not_moved[0]}: keep every weight an nn.Parameter.")
+    _cell.expect_moves_with_double(cell)
 
 
 def _init_failure(when, name, values, k):

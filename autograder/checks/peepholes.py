@@ -333,10 +333,7 @@ def _parameters_test(kind):
     keys = set(cell.state_dict())
     if keys != names:
         raise GradingFailure(f"state_dict keys are {sorted(keys)}, expected the fifteen parameter names.")
-    cell.double()
-    not_moved = [n for n, p in cell.named_parameters() if p.dtype != F64]
-    if not_moved:
-        raise GradingFailure(f".double() did not convert {not_moved[0]}: keep every weight an nn.Parameter.")
+    _cell.expect_moves_with_double(cell)
 
 
 def _init_failure(kind, when, name, values, k):
