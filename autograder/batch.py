@@ -374,8 +374,9 @@ class Runner:
                 return []
             first = self.pending.pop(0)
             chunk = [first]
+            size = 1 if first.tries else self.chunk  # a notebook tried again goes alone
             for job in list(self.pending):
-                if len(chunk) >= self.chunk or first.tries:
+                if len(chunk) >= size:
                     break
                 if job.assignment == first.assignment and not job.tries:
                     self.pending.remove(job)
