@@ -35,6 +35,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -45,7 +46,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import sandbox
+from . import datafiles, sandbox
 from .course import ROOT, Course
 
 GRADING_DIR = ".grading"  # under autograded/: staged copies, logs, the kernelspec
@@ -57,7 +58,7 @@ MAX_TRIES = 2  # a notebook whose nbgrader process stopped before reaching it is
 NBGRADER_MAIN = ("import sys; sys.modules['rfc3987_syntax'] = None; sys.argv[0] = 'nbgrader'; "
                  "from nbgrader.apps.nbgraderapp import main; sys.exit(main())")
 HOSTILE_KINDS = {"blocked", "tampering", "forged", "forged-pass", "forged-report", "outside-scratch",
-                 "unverified"}
+                 "unverified", "refused"}
 
 
 @dataclass
@@ -85,10 +86,11 @@ class BatchResult:
     outcomes: list
     mode: str
     seconds: float
+    missing: list = field(default_factory=list)  # (assignment, student) that got no outcome at all
 
     @property
     def failed(self) -> int:
-        return sum(1 for o in self.outcomes if o.status == "failed")
+        return sum(1 for o in self.outcomes if o.status == "failed") + len(self.missing)
 
     @property
     def returncode(self) -> int:
@@ -99,7 +101,23 @@ class BatchResult:
 
 
 def _meta(cell) -> dict:
-    return (cell.get("metadata") or {}).get("nbgrader") or {}
+    """A cell's nbgrader metadata; {} for anything that is not a well-formed cell (a student's notebook
+    can hold any JSON: a string for metadata, a number for a cell, ...)."""
+    meta = cell.get("metadata") if isinstance(cell, dict) else None
+    meta = meta.get("nbgrader") if isinstance(meta, dict) else None
+    if not isinstance(meta, dict):
+        return {}
+    gid = meta.get("grade_id")
+    return meta if gid is None or isinstance(gid, str) else {}
+
+
+def _text(value) -> str:
+    """A cell's source as nbformat means it: a string, or a list of strings."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "".join(value)
+    return ""
 
 
 def _release_ids(nb) -> set:
@@ -121,13 +139,45 @@ def _other_assignment(course: Course, assignment: str, ids: set) -> str:
     return best
 
 
+MAX_NOTEBOOK_BYTES = 64 * 2**20
+
+
+def _plain_cell(cell: dict) -> dict:
+    """A cell with the fields nbformat relies on made well-typed (what a field held that was not is lost)."""
+    cell = dict(cell)
+    if not isinstance(cell.get("id"), str):
+        cell.pop("id", None)
+    if not isinstance(cell.get("metadata"), dict):
+        cell["metadata"] = {}
+    cell["source"] = _text(cell.get("source"))
+    if cell.get("cell_type") not in ("code", "markdown", "raw"):
+        cell["cell_type"] = "raw"
+    if cell["cell_type"] == "code":
+        cell["outputs"], cell["execution_count"] = [], None
+    else:
+        cell.pop("outputs", None)
+        cell.pop("execution_count", None)
+    return cell
+
+
 def read_submission(path: Path):
-    """(notebook, problem): the problem says in words why the file cannot be graded."""
-    if not path.exists():
-        others = sorted(p.name for p in path.parent.iterdir()) if path.parent.exists() else []
-        found = f" (the folder has: {', '.join(others)})" if others else ""
+    """(notebook, problem): the problem says in words why the file cannot be graded.
+
+    The file is opened without following a link and without blocking (a FIFO), and read only if it is a
+    regular file of reasonable size: the grader never reads anything but the student's own file.
+    """
+    from .datafiles import open_regular, shown
+
+    data, why = open_regular(str(path), MAX_NOTEBOOK_BYTES)
+    if why == "missing":
+        try:
+            others = sorted(shown(p.name) for p in path.parent.iterdir()) if path.parent.is_dir() else []
+        except OSError:
+            others = []
+        found = f" (the folder has: {', '.join(others[:20])})" if others else ""
         return None, f"no notebook named {path.name} was submitted{found}"
-    data = path.read_bytes()
+    if why:
+        return None, f"{path.name} {why}, not a notebook file"
     if not data.strip():
         return None, f"{path.name} is empty ({len(data)} bytes)"
     try:
@@ -136,12 +186,20 @@ def read_submission(path: Path):
         return None, f"{path.name} is not UTF-8 text ({err.reason} at byte {err.start})"
     except json.JSONDecodeError as err:
         return None, f"{path.name} is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})"
+    except RecursionError:
+        return None, f"{path.name} is JSON nested too deeply to be a notebook"
     if not isinstance(raw, dict) or "cells" not in raw or not isinstance(raw.get("cells"), list):
         return None, f"{path.name} is JSON but not a notebook (no list of cells)"
+    junk = [c for c in raw["cells"] if not isinstance(c, dict)]
+    raw["cells"] = [_plain_cell(c) for c in raw["cells"] if isinstance(c, dict)]
     try:
-        nb = nbformat.reads(data.decode("utf-8"), as_version=4)
+        nb = nbformat.reads(json.dumps(raw), as_version=4)
+    except RecursionError:
+        return None, f"{path.name} is nested too deeply to be a notebook"
     except Exception as err:
         return None, f"{path.name} is not a notebook nbformat can read ({type(err).__name__}: {err})"
+    if junk:
+        nb.metadata["lstm_course_junk"] = f"{len(junk)} of its cells are not cells at all: they were left out."
     return nb, ""
 
 
@@ -159,16 +217,17 @@ def normalize(release, submitted, assignment: str) -> tuple:
     for cell in submitted.cells:
         gid = _meta(cell).get("grade_id")
         release_cell = by_gid.get(gid) if gid else None
-        if release_cell is None and cell.get("id") in by_id and not gid:
-            release_cell = by_id[cell.get("id")]
+        cell_id = cell.get("id") if isinstance(cell.get("id"), str) else None
+        if release_cell is None and cell_id in by_id and not gid:
+            release_cell = by_id[cell_id]
             gid = _meta(release_cell).get("grade_id")
         if release_cell is not None and gid:
             seen.setdefault(gid, []).append(cell)
             order.append(gid)
             anchor = gid
             continue
-        extra = nbformat.v4.new_code_cell(cell.get("source", "")) if cell.get("cell_type") == "code" else \
-            nbformat.v4.new_markdown_cell(cell.get("source", ""))
+        extra = nbformat.v4.new_code_cell(_text(cell.get("source"))) if cell.get("cell_type") == "code" else \
+            nbformat.v4.new_markdown_cell(_text(cell.get("source")))
         extras.setdefault(anchor, []).append(extra)
     out = list(extras.get("", []))
     for cell in release_cells:
@@ -178,7 +237,7 @@ def normalize(release, submitted, assignment: str) -> tuple:
         if gid in answer_ids:
             if copies:
                 chosen = copies[-1]
-                new.source = chosen.get("source", "")
+                new.source = _text(chosen.get("source"))
                 if len(copies) > 1:
                     notes.append(f"answer cell `{gid}` appears {len(copies)} times: the last copy was graded.")
                 if chosen.get("cell_type") != cell.cell_type:
@@ -223,26 +282,42 @@ def notes_cell(notes: list, problem: str = ""):
     return cell
 
 
+def _submitted_dir_problem(course: Course, job: Job) -> str:
+    """Why the submission's folders cannot be used, if they are links (to another student's work, ...)."""
+    for path in (course.dir("submitted") / job.student, course.dir("submitted") / job.student / job.assignment):
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            return ""
+        if not stat.S_ISDIR(mode):
+            return f"`{path.relative_to(course.root)}` is {datafiles.kind_of(mode)}, not a folder"
+    return ""
+
+
 def stage(course: Course, job: Job, staged_root: Path, force_release: str = "") -> Path:
-    """Write the notebook nbgrader will grade for this job; returns its path."""
+    """Write the notebook nbgrader will grade for this job, and the student's data files; returns its path.
+
+    Everything the student submitted is read as data (``autograder/datafiles.py``): the notebook only if
+    it is a regular file, the files beside it only as regular files and folders.
+    """
     release_path = course.notebook("notebooks", job.assignment)
     release = nbformat.read(release_path, as_version=4)
     submitted_dir = course.dir("submitted") / job.student / job.assignment
     dest_dir = staged_root / job.student / job.assignment
     shutil.rmtree(dest_dir, ignore_errors=True)
-    dest_dir.mkdir(parents=True)
-    if submitted_dir.exists():
-        for item in submitted_dir.iterdir():
-            if item.name == f"{job.assignment}.ipynb" or item.is_symlink():
-                continue
-            if item.is_file():
-                shutil.copy2(item, dest_dir / item.name)
-            elif item.is_dir():
-                shutil.copytree(item, dest_dir / item.name, symlinks=False, ignore_dangling_symlinks=True)
-    nb, problem = (None, force_release) if force_release else \
-        read_submission(submitted_dir / f"{job.assignment}.ipynb")
+    dest_dir.parent.mkdir(parents=True, exist_ok=True)
     notes = []
+    problem = force_release or _submitted_dir_problem(course, job)
+    if problem:
+        dest_dir.mkdir()
+        nb = None
+    else:
+        _, dropped = datafiles.copy_data(str(submitted_dir), str(dest_dir), skip=frozenset({f"{job.assignment}.ipynb"}))
+        notes += dropped
+        nb, problem = read_submission(submitted_dir / f"{job.assignment}.ipynb")
     if nb is not None:
+        if nb.metadata.get("lstm_course_junk"):
+            notes.append(nb.metadata.pop("lstm_course_junk"))
         ids = {_meta(c).get("grade_id") for c in nb.cells if _meta(c).get("grade_id")}
         answers = {_meta(c)["grade_id"] for c in release.cells if _meta(c).get("solution")}
         if not ids & _release_ids(release):
@@ -263,6 +338,17 @@ def stage(course: Course, job: Job, staged_root: Path, force_release: str = "") 
     path = dest_dir / f"{job.assignment}.ipynb"
     nbformat.write(graded, path)
     return path
+
+
+def stage_safely(course: Course, job: Job, staged_root: Path, log: Path) -> Path:
+    """``stage``, and if reading the submission fails in a way nobody foresaw, the unanswered release with a
+    note: one submission never stops the others."""
+    try:
+        return stage(course, job, staged_root)
+    except Exception as err:
+        why = f"the grader could not read it ({type(err).__name__}: {str(err)[:200]})"
+        _append(log, {"kind": "staging-failed", "detail": f"{type(err).__name__}: {err}"[:800]})
+        return stage(course, job, staged_root, force_release=why)
 
 
 # --------------------------------------------------------------------------- the gradebook
@@ -388,7 +474,14 @@ class Runner:
             chunk = self.take()
             if not chunk:
                 return
-            for outcome in self.run(slot, chunk):
+            try:
+                outcomes = self.run(slot, chunk)
+            except Exception as err:  # a bug of ours, or the machine: these students still get a row
+                with self.lock:
+                    waiting = {id(j) for j in self.pending}
+                outcomes = [self.last_resort(job, f"the grader failed: {type(err).__name__}: {err}")
+                            for job in chunk if id(job) not in waiting]
+            for outcome in outcomes:
                 with self.lock:
                     self.outcomes.append(outcome)
                     self.say(summary_line(outcome))
@@ -403,7 +496,7 @@ class Runner:
             for job in chunk:
                 self.log_of(job).parent.mkdir(parents=True, exist_ok=True)
                 self.log_of(job).write_text("")
-                stage(self.course, job, staged)
+                stage_safely(self.course, job, staged, self.log_of(job))
             env = self.env(slot, ipc_dir)
             rc, out = self.nbgrader(assignment, staged, env, self.per_notebook * len(chunk))
             if rc != 0:  # a notebook nbgrader could not finish must not keep a sanitized, unexecuted copy
@@ -413,24 +506,37 @@ class Runner:
                                       ignore_errors=True)
             outcomes = []
             for job in chunk:
-                if self.graded(job):
-                    outcomes.append(self.outcome(job, "graded", ""))
-                elif not any(r.get("kind") == "start" for r in _read(self.log_of(job))) and job.tries < MAX_TRIES:
-                    job.tries += 1
-                    why = (_nbgrader_error(out).strip().splitlines() or ["no detail"])[-1]
-                    with self.lock:  # never reached (the process stopped early): try it again, on its own
-                        self.pending.append(job)
-                        self.say(f"  {job.assignment} / {job.student}: not reached, nbgrader stopped first "
-                                 f"({why}); trying again, {job.tries} of {MAX_TRIES}")
-                else:
-                    outcomes.append(self.fallback(slot, job, env, _nbgrader_error(out)))
+                try:
+                    if self.graded(job):
+                        outcomes.append(self.outcome(job, "graded", ""))
+                    elif not any(r.get("kind") == "start" for r in _read(self.log_of(job))) and \
+                            job.tries < MAX_TRIES:
+                        job.tries += 1
+                        why = (_nbgrader_error(out).strip().splitlines() or ["no detail"])[-1]
+                        with self.lock:  # never reached (the process stopped early): try it again, on its own
+                            self.pending.append(job)
+                            self.say(f"  {job.assignment} / {job.student}: not reached, nbgrader stopped first "
+                                     f"({why}); trying again, {job.tries} of {MAX_TRIES}")
+                    else:
+                        outcomes.append(self.fallback(slot, job, env, _why_not_graded(self.log_of(job), out)))
+                except Exception as err:
+                    outcomes.append(self.last_resort(job, f"the grader failed: {type(err).__name__}: {err}"))
             return outcomes
         finally:
             shutil.rmtree(ipc_dir, ignore_errors=True)
             shutil.rmtree(staged, ignore_errors=True)
-            if os.geteuid() == 0:
-                for job in chunk:
-                    sandbox._chown_tree(str(self.course.dir("autograded") / job.student), 0)
+
+    def last_resort(self, job: Job, detail: str) -> Outcome:
+        """Zeros in the gradebook and a failed outcome, whatever else has gone wrong."""
+        try:
+            _append(self.log_of(job), {"kind": "grading-failed", "detail": detail[-800:]})
+        except OSError:
+            pass
+        try:
+            zero_grades(self.course, job.assignment, job.student)
+        except Exception as err:
+            detail += f"\nzeros could not be recorded either: {type(err).__name__}: {err}"
+        return Outcome(job.assignment, job.student, "failed", 0.0, job.notes, [], detail)
 
     def fallback(self, slot: int, job: Job, env: dict, detail: str) -> Outcome:
         """Grade the unanswered release with a note saying why; zeros in the gradebook if even that fails."""
@@ -452,9 +558,18 @@ class Runner:
         times = [r["time"] for r in records if "time" in r]
         seconds = (max(times) - min(times)) if len(times) > 1 else 0.0
         events = [r for r in records if r.get("kind") in HOSTILE_KINDS | {
-            "cell-skipped", "exit", "report", "grading-failed", "gave-up"}]
+            "cell-skipped", "exit", "report", "grading-failed", "gave-up", "staging-failed"}]
         notes = job.notes + ([job.problem] if job.problem else [])
         return Outcome(job.assignment, job.student, status, seconds, notes, events, detail)
+
+
+def _why_not_graded(log: Path, out: str) -> str:
+    """What stopped a notebook, for the note: the kernel's refusal if it refused, else nbgrader's error."""
+    for record in _read(log):
+        if record.get("kind") == "refused" and record.get("verified"):
+            return ("the grading kernel refused to start: these were loaded from the submission's folder before "
+                    f"any cell ran: {record.get('modules')}")
+    return _nbgrader_error(out)
 
 
 def _nbgrader_error(out: str) -> str:
@@ -517,7 +632,11 @@ def autograde(course: Course, assignments: list, students: list | None = None, j
     for t in threads:
         t.join()
     outcomes = sorted(runner.outcomes, key=lambda o: (o.assignment, o.student))
-    result = BatchResult(outcomes, mode, time.monotonic() - start)
+    done = {(o.assignment, o.student) for o in outcomes}
+    missing = sorted({(j.assignment, j.student) for j in todo} - done)
+    result = BatchResult(outcomes, mode, time.monotonic() - start, missing)
+    if missing:
+        say(f"NO OUTCOME for {len(missing)} submission(s): " + ", ".join(f"{a} / {s}" for a, s in missing))
     write_report(grading / "grading-log.txt", result)
     hostile = [o for o in outcomes if any(e.get("kind") in HOSTILE_KINDS for e in o.events)]
     if hostile:
@@ -538,6 +657,10 @@ def describe_event(e: dict) -> str:
         return f"OUTSIDE SCRATCH: {e.get('event')} {e.get('path')} (write={e.get('write')}) at {e.get('at')}"
     if kind == "unverified":
         return f"UNCONFIRMED test cell {e.get('cell')}: no signed pass for {', '.join(e.get('missing', []))}"
+    if kind == "refused":
+        return f"REFUSED to grade: loaded from the submission's folder before any cell ran: {e.get('modules')}"
+    if kind == "staging-failed":
+        return f"staging failed, graded as the unanswered release: {e.get('detail')}"
     if kind == "cell-skipped":
         return f"cell {e.get('cell')} skipped: {e.get('detail')}"
     if kind == "report":
