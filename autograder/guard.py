@@ -627,6 +627,34 @@ def _import_grader(zip_path: str, assignment: str = "") -> list:
     return loaded
 
 
+def foreign_modules(scratch: str) -> list[str]:
+    """Modules loaded from the kernel's scratch directory, or from a relative path (which is there).
+
+    The kernel's Python puts no such directory on ``sys.path`` (``sandbox.KERNEL_FLAGS``), so this list is
+    empty unless that protection failed; then the kernel must not grade, since such a module ran before
+    the guard and its changes would become the guard's baseline.
+    """
+    root = os.path.realpath(scratch) + os.sep
+    found = []
+    for name, module in list(sys.modules.items()):
+        # read the module's own dict: some modules (torch.classes, ...) answer any attribute
+        own = getattr(module, "__dict__", None)
+        own = own if isinstance(own, dict) else {}
+        more = own.get("__path__")
+        listed = isinstance(more, (list, tuple)) or type(more).__name__ == "_NamespacePath"
+        paths = [own.get("__file__")] + (list(more) if listed else [])
+        for path in paths:
+            if not isinstance(path, str) or not path or path.startswith("<"):
+                continue
+            if not os.path.isabs(path) or os.path.realpath(path).startswith(root):
+                found.append(f"{name} ({path})")
+                break
+    entries = [p for p in sys.path if not p or not os.path.isabs(p) or os.path.realpath(p) + os.sep == root
+               or os.path.realpath(p).startswith(root)]
+    found += [f"sys.path entry {p!r}" for p in entries]
+    return sorted(found)
+
+
 def seed_everything(seed: int) -> None:
     import random
 
@@ -702,6 +730,12 @@ def main(argv: list[str]) -> None:
     import gc
 
     gc.collect()
+    shadowed = foreign_modules(scratch)
+    if shadowed:
+        send("refused", modules=", ".join(shadowed[:8]))
+        print("grading kernel: refusing to grade, these were loaded from the submission's folder before any "
+              f"cell ran: {', '.join(shadowed[:8])}", file=sys.stderr, flush=True)
+        os._exit(70)
     arm(wrapper_code, checks)
     send("boot", pid=os.getpid(), checks=len(checks), torch=torch.__version__,
          device=os.environ.get(harness.DEVICE_ENV, "cpu"))

@@ -39,6 +39,10 @@ from pathlib import Path
 
 KERNEL_NAME = "lstm-course-sandbox"
 BOOT = "import sys; sys.path.insert(0, sys.argv[1]); import autograder.guard as g; g.main(sys.argv[1:])"
+# The kernel's Python: -P puts no directory of the kernel's (its cwd, the scratch) on sys.path, -s no user
+# site; -I is not used because it would also drop PYTHONHASHSEED, which keeps grading reproducible, and the
+# sandbox's environment is cleared anyway.
+KERNEL_FLAGS = ("-P", "-s", "-B")
 PACKAGE = Path(__file__).resolve().parent
 
 # Settings, from the environment (the batch sets them for every nbgrader process it starts).
@@ -80,7 +84,8 @@ def write_kernelspec(dest: Path) -> Path:
     spec_dir = dest / "kernels" / KERNEL_NAME
     spec_dir.mkdir(parents=True, exist_ok=True)
     spec = {
-        "argv": [sys.executable, "-m", "autograder.sandbox", "kernel", "{connection_file}"],
+        # -I: nbgrader starts the launcher in the notebook's folder; nothing there may shadow a module
+        "argv": [sys.executable, "-I", "-m", "autograder.sandbox", "kernel", "{connection_file}"],
         "display_name": "Python (LSTM course, sandboxed grading)",
         "language": "python",
         "interrupt_mode": "message",
@@ -92,6 +97,12 @@ def write_kernelspec(dest: Path) -> Path:
 
 
 # --------------------------------------------------------------------------- what the kernel may see
+
+
+def interpreter() -> str:
+    """The environment's Python as the sandbox sees it: its folder resolved, because the sandbox binds
+    resolved paths (a ``.venv`` reached through a symbolic link is not there under its linked name)."""
+    return os.path.join(os.path.realpath(os.path.dirname(sys.executable)), os.path.basename(sys.executable))
 
 
 def _python_roots() -> list[str]:
@@ -108,7 +119,8 @@ def _python_roots() -> list[str]:
     return [r for r in kept if not r.startswith("/usr/") and r != "/usr"]
 
 
-def bwrap_argv(scratch: str, ipc_dir: str | None, cfg: dict, fds: dict, as_root: bool) -> list[str]:
+def bwrap_argv(scratch: str, ipc_dir: str | None, cfg: dict, fds: dict, as_root: bool,
+               assignment: str = "") -> list[str]:
     """bubblewrap's command line for one kernel (everything but the command it runs)."""
     bwrap = os.environ.get(BWRAP_ENV) or shutil.which("bwrap") or "bwrap"
     made = {"/", "/usr", "/tmp", "/proc", "/dev", "/grader"}
@@ -157,16 +169,16 @@ def bwrap_argv(scratch: str, ipc_dir: str | None, cfg: dict, fds: dict, as_root:
     if ipc_dir:
         argv += parents(ipc_dir) + ["--bind", ipc_dir, ipc_dir]
     argv += ["--chdir", scratch, "--clearenv"]
-    for name, value in kernel_env(cfg, scratch).items():
+    for name, value in kernel_env(cfg, assignment).items():
         argv += ["--setenv", name, value]
     return argv
 
 
-def kernel_env(cfg: dict, scratch: str = "") -> dict:
+def kernel_env(cfg: dict, assignment: str = "") -> dict:
     threads = str(cfg["threads"] or max(1, (os.cpu_count() or 1)))
     env = {
         "HOME": "/tmp/home", "USER": "student", "LOGNAME": "student", "TMPDIR": "/tmp",
-        "PATH": f"{os.path.dirname(sys.executable)}:/usr/local/bin:/usr/bin:/bin",
+        "PATH": f"{os.path.dirname(interpreter())}:/usr/local/bin:/usr/bin:/bin",
         "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "MPLBACKEND": "module://matplotlib_inline.backend_inline",
         "MPLCONFIGDIR": "/tmp/home/.matplotlib", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONNOUSERSITE": "1", "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
@@ -174,7 +186,7 @@ def kernel_env(cfg: dict, scratch: str = "") -> dict:
         DEVICE_ENV: cfg["device"], "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
         "NBGRADER_EXECUTION": os.environ.get("NBGRADER_EXECUTION", "autograde"),
         "JUPYTER_PLATFORM_DIRS": "1", "TORCHINDUCTOR_CACHE_DIR": "/tmp/inductor",
-        "LSTM_ASSIGNMENT": Path(scratch).name if scratch else "",  # autograded/<student>/<assignment>
+        "LSTM_ASSIGNMENT": assignment,
     }
     for name in ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES"):
         if name in os.environ:
@@ -189,14 +201,20 @@ _PROBED: dict = {}
 
 
 def bwrap_works() -> tuple[bool, str]:
-    """Whether bubblewrap can start a sandbox like the kernels' here, and why not."""
+    """Whether bubblewrap can start a sandbox like the kernels' here, and why not.
+
+    The probe is what a kernel gets: the same interpreter path, flags, mounts and a fresh scratch
+    directory of its own; it checks that Python starts as this environment (its ``sys.prefix``).
+    """
     binary = os.environ.get(BWRAP_ENV) or shutil.which("bwrap") or ""
     if binary in _PROBED:
         return _PROBED[binary]
     if not binary or not os.access(binary, os.X_OK):
         result = (False, f"bubblewrap ({binary or 'bwrap'}) is not installed: apt-get install bubblewrap")
     else:
-        scratch = os.path.realpath(os.getcwd())
+        import tempfile
+
+        scratch = tempfile.mkdtemp(prefix="lstm-probe-")
         cfg = {**settings(), "device": "cpu"}
         zr, zw = os.pipe()
         cr, cw = os.pipe()
@@ -205,16 +223,19 @@ def bwrap_works() -> tuple[bool, str]:
         os.close(zw)
         os.close(cw)
         argv = bwrap_argv(scratch, None, cfg, {"zip": zr, "connection": cr}, os.geteuid() == 0)
-        argv += ["--", sys.executable, "-c", "import sys; print('ok')"]
+        argv += ["--", interpreter(), *KERNEL_FLAGS, "-c", "import sys; print(sys.prefix)"]
+        want = os.path.realpath(sys.prefix)
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=60, pass_fds=(zr, cr))
-            ok = done.returncode == 0 and done.stdout.strip() == "ok"
-            result = (ok, "" if ok else f"bwrap failed here: {done.stderr.strip()[-500:]}")
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=60, pass_fds=(zr, cr), cwd="/")
+            got = done.stdout.strip()
+            ok = done.returncode == 0 and os.path.realpath(got or "/nonexistent") == want
+            result = (ok, "" if ok else f"bwrap failed here: {(done.stderr.strip() or got)[-500:]}")
         except (OSError, subprocess.TimeoutExpired) as err:
             result = (False, f"bwrap failed here: {err}")
         finally:
             os.close(zr)
             os.close(cr)
+            shutil.rmtree(scratch, ignore_errors=True)
     _PROBED[binary] = result
     return result
 
@@ -377,25 +398,42 @@ def _describe_exit(status: int, wrapped: bool = False) -> str:
 
 
 def launch(connection_file: str, kernel_args: list[str] = ()) -> int:
+    import tempfile
+
+    from .datafiles import copy_data
+
     cfg = settings()
     mode, why = resolve_mode(cfg["mode"])
-    scratch = os.path.realpath(os.getcwd())
+    # nbgrader starts us in the notebook's folder (autograded/<student>/<assignment>), which nbgrader
+    # writes afterwards: the kernel never gets it. It gets a fresh scratch directory with a copy of the
+    # data files there, and nothing of the scratch directory comes back.
+    notebook_dir = os.path.realpath(os.getcwd())
+    os.chdir("/")
+    student, assignment = Path(notebook_dir).parts[-2:]
     with open(connection_file) as fh:
         connection = json.load(fh)
     ipc_dir = None
     if connection.get("transport") == "ipc":
         ipc_dir = os.path.dirname(os.path.realpath(connection["ip"]))
+        # the socket directory is shared with the kernels before and after this one: where one left a link
+        # (or anything else) on a socket path nbgrader chose for this kernel, the kernel could not bind it
+        for name in ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port"):
+            _remove_unless_socket(f"{connection['ip']}-{connection.get(name)}")
     elif mode == "bwrap":
         print("sandboxed kernels need the ipc transport (c.KernelManager.transport = 'ipc')", file=sys.stderr)
         return 2
     key = os.urandom(32)
+    workdir = tempfile.mkdtemp(prefix="lstm-kernel-")
+    scratch = os.path.join(workdir, assignment)
+    copied, dropped = copy_data(notebook_dir, scratch, skip=frozenset({f"{assignment}.ipynb"}))
     context = {"kernel_dir": scratch, "sandbox": mode}
     log_file = ""
-    if cfg["log"]:  # <log dir>/<assignment>/<student>.jsonl; the kernel runs in autograded/<student>/<assignment>
-        student, assignment = Path(scratch).parts[-2:]
+    if cfg["log"]:  # <log dir>/<assignment>/<student>.jsonl
         os.makedirs(os.path.join(cfg["log"], assignment), exist_ok=True)
         log_file = os.path.join(cfg["log"], assignment, f"{student}.jsonl")
     log = GradingLog(log_file, key, context)
+    for note in dropped:
+        log.write({"kind": "dropped", "detail": note})
     as_root = os.geteuid() == 0
     uid = cfg["uid"] if (as_root and cfg["uid"]) else os.geteuid()
 
@@ -405,34 +443,32 @@ def launch(connection_file: str, kernel_args: list[str] = ()) -> int:
     chan_r, chan_w = os.pipe()
     archive = grader_archive()
     pass_fds = [key_r, chan_w]
-    tmp_to_remove = None
     if mode == "bwrap":
         zip_fd = _fd_with(archive)
         conn_fd = _fd_with(json.dumps(connection).encode())
         pass_fds += [zip_fd, conn_fd]
-        argv = bwrap_argv(scratch, ipc_dir, cfg, {"zip": zip_fd, "connection": conn_fd}, as_root)
+        argv = bwrap_argv(scratch, ipc_dir, cfg, {"zip": zip_fd, "connection": conn_fd}, as_root, assignment)
         argv += ["--"]
         if as_root and uid != 0:
             argv += ["/usr/bin/setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                      "--inh-caps=-all", "--bounding-set=-all", "--"]
-        argv += [sys.executable, "-c", BOOT, "/grader/autograder.zip", str(chan_w), str(key_r),
+        argv += [interpreter(), *KERNEL_FLAGS, "-c", BOOT, "/grader/autograder.zip", str(chan_w), str(key_r),
                  "/grader/connection.json", *kernel_args]
         env = None
         if as_root and uid != 0:
-            for path in [scratch] + ([ipc_dir] if ipc_dir else []):
+            for path in [workdir] + ([ipc_dir] if ipc_dir else []):
                 _chown_tree(path, uid)
     else:
-        import tempfile
-
-        tmp_to_remove = tempfile.mkdtemp(prefix="lstm-kernel-")
-        zip_path = os.path.join(tmp_to_remove, "autograder.zip")
+        zip_path = os.path.join(workdir, "autograder.zip")
         with open(zip_path, "wb") as fh:
             fh.write(archive)
-        argv = [sys.executable, "-c", BOOT, zip_path, str(chan_w), str(key_r), connection_file, *kernel_args]
+        argv = [interpreter(), *KERNEL_FLAGS, "-c", BOOT, zip_path, str(chan_w), str(key_r), connection_file,
+                *kernel_args]
         env = {k: v for k, v in os.environ.items() if not k.startswith("JPY_")}
-        env.update({k: v for k, v in kernel_env(cfg, scratch).items() if k not in ("HOME", "TMPDIR", "PATH", "USER")})
-    log.write({"kind": "start", "detail": f"{mode}: {why}", "uid": uid})
-    proc = subprocess.Popen(argv, pass_fds=pass_fds, preexec_fn=_limits(cfg, uid), env=env)
+        env.update({k: v for k, v in kernel_env(cfg, assignment).items()
+                    if k not in ("HOME", "TMPDIR", "PATH", "USER")})
+    log.write({"kind": "start", "detail": f"{mode}: {why}", "uid": uid, "files": copied.files})
+    proc = subprocess.Popen(argv, pass_fds=pass_fds, preexec_fn=_limits(cfg, uid), env=env, cwd=scratch)
     os.close(key_r)
     os.close(chan_w)
     for fd in pass_fds[2:]:
@@ -477,11 +513,38 @@ def launch(connection_file: str, kernel_args: list[str] = ()) -> int:
     else:
         detail = _describe_exit(status, wrapped=mode == "bwrap")
     log.write({"kind": "exit", "status": status, "detail": detail, "requested": bool(stopped)})
-    if as_root and uid != 0 and mode == "bwrap":
-        _chown_tree(scratch, 0)
-    if tmp_to_remove:
-        shutil.rmtree(tmp_to_remove, ignore_errors=True)
+    _remove_tree(workdir)
+    if ipc_dir:
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(ipc_dir):
+                _remove_unless_socket(entry.path)
     return 0 if status == 0 else 1
+
+
+def _remove_unless_socket(path: str) -> None:
+    """Delete what is at ``path`` (not following it) unless it is a unix socket."""
+    import stat
+
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return
+    with contextlib.suppress(OSError):
+        if stat.S_ISDIR(mode):
+            shutil.rmtree(path)
+        elif not stat.S_ISSOCK(mode):
+            os.unlink(path)
+
+
+def _remove_tree(path: str) -> None:
+    """Delete what a kernel left, without following anything in it (rmtree works on file descriptors)."""
+    for root, dirs, _files in os.walk(path):  # a kernel may have taken the write bit off its folders
+        for name in dirs:
+            with contextlib.suppress(OSError):
+                full = os.path.join(root, name)
+                if not os.path.islink(full):
+                    os.chmod(full, 0o700)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _chown_tree(path: str, uid: int) -> None:
