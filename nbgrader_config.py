@@ -50,6 +50,7 @@ c.GenerateSolution.preprocessors = [
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "autograder.nbgrader_ext.HideHiddenTests",
+    "autograder.sanitize.SanitizeStudentHTML",  # a TA opens these pages: no student script, frame or handler
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
 c.HideHiddenTests.enabled = os.environ.get("SHOW_HIDDEN_TESTS", "0") != "1"

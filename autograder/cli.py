@@ -45,10 +45,19 @@ def autograde(course: Course, assignments: list[str]) -> int:
     return result.failed
 
 
-def feedback(course: Course, assignments: list[str]) -> None:
+def feedback(course: Course, assignments: list[str]) -> int:
+    """Feedback for each assignment on its own, with a time limit: one that fails does not stop the
+    others. The number of assignments with a problem (0: all feedback written)."""
+    if not course.dir("autograded").exists():
+        return 0
+    timeout = float(os.environ.get("FEEDBACK_TIMEOUT") or 600)
+    failed = 0
     for assignment in assignments:
-        if course.dir("autograded").exists():
-            course.feedback(assignment)
+        problem = course.feedback(assignment, timeout=timeout)
+        if problem:
+            failed += 1
+            _say(f"feedback for {assignment}: {problem}")
+    return failed
 
 
 def grades(course: Course) -> str:
@@ -67,7 +76,7 @@ def demo(course: Course) -> int:
     _say(f"submitted: {', '.join(course.students())}")
     failed = autograde(course, course.assignments)
     _say("writing feedback ...")
-    feedback(course, course.assignments)
+    failed += feedback(course, course.assignments)
     _say("")
     _say(grades(course))
     _say("")
@@ -115,8 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "autograde":
         return 1 if autograde(course, chosen) else 0
     if args.command == "feedback":
-        feedback(course, chosen)
-        _say(f"feedback written to {course.dir('feedback')}")
+        if os.environ.get("COURSE_ROOT"):
+            course = Course(root=Path(os.environ["COURSE_ROOT"]).resolve())
+            chosen = [a for a in chosen if a in course.assignments] or course.assignments
+        failed = feedback(course, chosen)
+        _say(f"feedback written to {course.dir('feedback')}" + (f"; {failed} assignment(s) failed" if failed else ""))
+        return 1 if failed else 0
     if args.command == "grades":
         _say(grades(course))
         _say(f"grades.csv: {course.root / 'grades.csv'}")

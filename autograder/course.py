@@ -40,13 +40,14 @@ class Course:
         submitted = self.dir("submitted")
         return sorted(p.name for p in submitted.iterdir() if p.is_dir()) if submitted.exists() else []
 
-    def nbgrader(self, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    def nbgrader(self, *args: str, check: bool = True, env: dict | None = None,
+                 timeout: float | None = None) -> subprocess.CompletedProcess:
         """Run the nbgrader CLI with this course's root and gradebook (the config file sets the rest)."""
         cmd = [sys.executable, "-m", "nbgrader", *args,
                f"--CourseDirectory.root={self.root}", f"--CourseDirectory.db_url={self.db}"]
         # nbgrader runs `alembic` from PATH: put this environment's scripts first.
         path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-        result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
+        result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
                                 env={**os.environ, "PATH": path, **(env or {})})
         if check and result.returncode != 0:
             raise RuntimeError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
@@ -75,8 +76,32 @@ class Course:
         return subprocess.CompletedProcess(["autograde", assignment, student], result.returncode,
                                            "\n".join(lines), failed)
 
-    def feedback(self, assignment: str) -> None:
-        self.nbgrader("generate_feedback", assignment, "--force")
+    def feedback(self, assignment: str, timeout: float | None = None) -> str:
+        """HTML feedback for every graded student of ``assignment``; '' when all went well, else what failed.
+
+        nbgrader copies every file of ``autograded/<student>/<assignment>`` into the feedback folder, so
+        anything there that is not a regular file or a folder is deleted first (the grader writes only
+        those, but this is the last step before a TA opens the pages). A run past ``timeout`` is stopped.
+        """
+        from .datafiles import remove_non_regular
+
+        problems = []
+        graded = self.dir("autograded")
+        if graded.is_dir():
+            for student in sorted(graded.iterdir()):
+                folder = student / assignment
+                if not student.name.startswith(".") and folder.is_dir() and not folder.is_symlink():
+                    problems += [f"removed {p} (not a regular file) before writing feedback"
+                                 for p in remove_non_regular(str(folder))]
+        try:
+            done = self.nbgrader("generate_feedback", assignment, "--force", check=False, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return "\n".join(problems + [f"feedback for {assignment} ran past {timeout:.0f} s and was stopped"])
+        if done.returncode != 0:
+            errors = [ln for ln in (done.stdout + done.stderr).splitlines() if "ERROR" in ln or "Error" in ln]
+            problems.append(f"nbgrader generate_feedback {assignment} failed (exit {done.returncode}):\n"
+                            + "\n".join(errors[-10:] or (done.stdout + done.stderr).splitlines()[-10:]))
+        return "\n".join(problems)
 
     def clean_scratch(self) -> None:
         for name in SCRATCH:
