@@ -53,10 +53,10 @@ def feedback(course: Course, assignments: list[str]) -> int:
     timeout = float(os.environ.get("FEEDBACK_TIMEOUT") or 600)
     failed = 0
     for assignment in assignments:
-        problem = course.feedback(assignment, timeout=timeout)
-        if problem:
-            failed += 1
-            _say(f"feedback for {assignment}: {problem}")
+        written, said = course.feedback(assignment, timeout=timeout)
+        failed += not written
+        for line in said:
+            _say(f"feedback for {assignment}: {line}")
     return failed
 
 

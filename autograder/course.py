@@ -76,8 +76,8 @@ class Course:
         return subprocess.CompletedProcess(["autograde", assignment, student], result.returncode,
                                            "\n".join(lines), failed)
 
-    def feedback(self, assignment: str, timeout: float | None = None) -> str:
-        """HTML feedback for every graded student of ``assignment``; '' when all went well, else what failed.
+    def feedback(self, assignment: str, timeout: float | None = None) -> tuple[bool, list[str]]:
+        """HTML feedback for every graded student of ``assignment``: (written, what to report).
 
         nbgrader copies every file of ``autograded/<student>/<assignment>`` into the feedback folder, so
         anything there that is not a regular file or a folder is deleted first (the grader writes only
@@ -85,23 +85,28 @@ class Course:
         """
         from .datafiles import remove_non_regular
 
-        problems = []
-        graded = self.dir("autograded")
-        if graded.is_dir():
-            for student in sorted(graded.iterdir()):
-                folder = student / assignment
-                if not student.name.startswith(".") and folder.is_dir() and not folder.is_symlink():
-                    problems += [f"removed {p} (not a regular file) before writing feedback"
-                                 for p in remove_non_regular(str(folder))]
+        said, graded = [], []
+        root = self.dir("autograded")
+        for student in sorted(root.iterdir()) if root.is_dir() else []:
+            folder = student / assignment
+            if student.name.startswith(".") or student.is_symlink() or folder.is_symlink() or not folder.is_dir():
+                continue
+            said += [f"removed {p} (not a regular file) before writing feedback"
+                     for p in remove_non_regular(str(folder))]
+            if (folder / f"{assignment}.ipynb").is_file():
+                graded.append(student.name)
+        if not graded:
+            return True, said + [f"no graded submissions of {assignment}: no feedback to write"]
         try:
             done = self.nbgrader("generate_feedback", assignment, "--force", check=False, timeout=timeout)
         except subprocess.TimeoutExpired:
-            return "\n".join(problems + [f"feedback for {assignment} ran past {timeout:.0f} s and was stopped"])
+            return False, said + [f"feedback for {assignment} ran past {timeout:.0f} s and was stopped"]
         if done.returncode != 0:
-            errors = [ln for ln in (done.stdout + done.stderr).splitlines() if "ERROR" in ln or "Error" in ln]
-            problems.append(f"nbgrader generate_feedback {assignment} failed (exit {done.returncode}):\n"
-                            + "\n".join(errors[-10:] or (done.stdout + done.stderr).splitlines()[-10:]))
-        return "\n".join(problems)
+            out = (done.stdout + done.stderr).splitlines()
+            errors = [ln for ln in out if "ERROR" in ln or "Error" in ln]
+            return False, said + [f"nbgrader generate_feedback {assignment} failed (exit {done.returncode}):",
+                                  *(errors[-10:] or out[-10:])]
+        return True, said
 
     def clean_scratch(self) -> None:
         for name in SCRATCH:
