@@ -32,7 +32,7 @@ def graded(tmp_path_factory):
     submit(course, "planted_bug", A, reference_submission(course, A, PLANTED[A]))
     done = make_autograde(course)
     scores = report.by_exercise(report.scores(course))
-    course.feedback(A)
+    assert course.feedback(A)[0]
     return course, done, scores
 
 

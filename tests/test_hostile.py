@@ -6,15 +6,12 @@ import dis
 import hashlib
 import json
 import os
-import socket
 import subprocess
-import sys
-import threading
 import types
 from pathlib import Path
 
 import pytest
-from corpus import LIMITS, A, environ
+from corpus import LIMITS, A, Listener, environ
 from corpus.hostile import CONTROLS, cases, planted
 
 from autograder import guard, report, sandbox
@@ -22,35 +19,6 @@ from autograder.course import ROOT, copy_course
 from autograder.submissions import reference_submission, submit
 
 CANARY = "/tmp/lstm-course-canary.txt"
-
-
-class Listener:
-    """A TCP port on 127.0.0.1 that records whoever connects."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.sock.settimeout(0.5)
-        self.port = self.sock.getsockname()[1]
-        self.connections = []
-        self.stop = False
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def run(self):
-        while not self.stop:
-            try:
-                conn, addr = self.sock.accept()
-                self.connections.append(addr)
-                conn.close()
-            except OSError:
-                continue
-
-    def close(self):
-        self.stop = True
-        self.thread.join(timeout=2)
-        self.sock.close()
 
 
 def _digest(path: Path) -> str:
@@ -79,7 +47,7 @@ def attacked(tmp_path_factory):
     finally:
         listener.close()
     scores = report.by_exercise(report.scores(course))
-    course.feedback(A)
+    assert course.feedback(A)[0]
     yield types.SimpleNamespace(course=course, result=result, scores=scores, corpus=corpus, before=before,
                                 secret=secret, canary=canary, listener=listener)
     Path(CANARY).unlink(missing_ok=True)
@@ -169,7 +137,7 @@ def _run_in_sandbox(tmp_path, code, **cfg):
     argv = sandbox.bwrap_argv(str(tmp_path), None, settings, {"zip": zr, "connection": cr}, root)
     argv += ["--"] + (["/usr/bin/setpriv", "--reuid=61999", "--regid=61999", "--clear-groups", "--inh-caps=-all",
                        "--bounding-set=-all", "--"] if root else [])
-    argv += [sys.executable, "-c", code]
+    argv += [sandbox.interpreter(), *sandbox.KERNEL_FLAGS, "-c", code]
     if root:
         sandbox._chown_tree(str(tmp_path), 61999)
     try:

@@ -9,8 +9,10 @@ correct answer), text the student must see in the graded notebook, and what the 
 import contextlib
 import copy
 import os
+import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,11 +104,46 @@ def environ(**values):
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
 
 
-def make_autograde(course: Course, jobs: int = 2, device: str = "cpu", env: dict | None = None):
-    """`make autograde` from the repository's Makefile, grading a throwaway course (COURSE_ROOT)."""
+def make(course: Course, target: str, jobs: int = 2, device: str = "cpu", env: dict | None = None,
+         venv: Path = VENV, timeout: float = 1800):
+    """`make TARGET` from the repository's Makefile, on a throwaway course (COURSE_ROOT)."""
     full = {**os.environ, **LIMITS, "COURSE_ROOT": str(course.root), **(env or {})}
     if course.db_url and "DB_URL" not in (env or {}):
         full["DB_URL"] = course.db_url
     cmd = ["make", "--no-print-directory", "-f", str(ROOT / "Makefile"), "-C", str(course.root),
-           "-o", f"{VENV}/.ready", "autograde", f"VENV={VENV}", f"JOBS={jobs}", f"DEVICE={device}"]
-    return subprocess.run(cmd, capture_output=True, text=True, env=full, timeout=1800)
+           "-o", f"{venv}/.ready", target, f"VENV={venv}", f"JOBS={jobs}", f"DEVICE={device}"]
+    return subprocess.run(cmd, capture_output=True, text=True, env=full, timeout=timeout)
+
+
+def make_autograde(course: Course, jobs: int = 2, device: str = "cpu", env: dict | None = None):
+    """`make autograde` from the repository's Makefile, grading a throwaway course (COURSE_ROOT)."""
+    return make(course, "autograde", jobs, device, env)
+
+
+class Listener:
+    """A TCP port on 127.0.0.1 that records whoever connects."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.5)
+        self.port = self.sock.getsockname()[1]
+        self.connections = []
+        self.stop = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop:
+            try:
+                conn, addr = self.sock.accept()
+                self.connections.append(addr)
+                conn.close()
+            except OSError:
+                continue
+
+    def close(self):
+        self.stop = True
+        self.thread.join(timeout=2)
+        self.sock.close()
