@@ -408,6 +408,7 @@ def launch(connection_file: str, kernel_args: list[str] = ()) -> int:
     # writes afterwards: the kernel never gets it. It gets a fresh scratch directory with a copy of the
     # data files there, and nothing of the scratch directory comes back.
     notebook_dir = os.path.realpath(os.getcwd())
+    connection_file = os.path.abspath(connection_file)
     os.chdir("/")
     student, assignment = Path(notebook_dir).parts[-2:]
     with open(connection_file) as fh:
