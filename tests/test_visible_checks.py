@@ -27,6 +27,8 @@ def mistake(assignment, name, cell, old, new):
 
 
 NB1, NB2 = "01_lstm_cell", "02_stacked_lstm"
+# Correct answers in other styles (the grader's corpus): they must pass every visible check, like the reference.
+STYLES = {NB1: zoo_1.STYLES, NB2: zoo_2.STYLES}
 # (mutation, the visible check cell that must stop it first, what its message must say)
 CASES = {
     NB1: [
@@ -44,6 +46,7 @@ CASES = {
         (zoo(zoo_1, "no_tanh_on_c"), "lstm_cell_check", r"squash the new cell state"),
         (zoo(zoo_1, "W_not_transposed"), "lstm_cell_check", r"h @ W instead of h @ W\.T"),
         (zoo(zoo_1, "given_h_ignored"), "lstm_cell_check", r"h passed in is ignored"),
+        (zoo(zoo_1, "given_c_ignored"), "lstm_cell_check", r"c passed in is ignored"),
         (mistake(NB1, "init_half_range", "lstm_cell", "nn.init.uniform_(p, -k, k)",
                  "nn.init.uniform_(p, -k / 2, k / 2)"),
          "lstm_cell_check", r"the bound is k = 1/sqrt\(H\) itself \(not k/2\)"),
@@ -54,7 +57,7 @@ CASES = {
     ],
     NB2: [
         (zoo(zoo_2, "c_passed_up"), "lstm_check", r"layer 2 reads layer 1's cell state c"),
-        (zoo(zoo_2, "layer2_gets_x"), "lstm_check", r"does every layer read x_t\?"),
+        (zoo(zoo_2, "layer2_gets_x"), "lstm_check", r"Does every layer read x_t\?"),
         (zoo(zoo_2, "state_from_layer1"), "lstm_check", r"layer 2 starts its step from layer 1's state"),
         (zoo(zoo_2, "output_cell_state"), "lstm_check", r"output\[-1\] vs h_n\[-1\]"),
         (zoo(zoo_2, "load_f_i_swapped"), "load_check", r"i, f, g, o"),
@@ -76,7 +79,7 @@ def first_failure(client, nb):
 
 
 def run_all(assignment, notebook_dir="notebooks"):
-    """The reference's result and each case's, in one kernel."""
+    """The result of the reference, of each correct style ("style <name>") and of each case, in one kernel."""
     answers = reference_answers(read(ROOT / "source" / assignment / f"{assignment}.ipynb"))
     release = read(ROOT / notebook_dir / assignment / f"{assignment}.ipynb")
     client = NotebookClient(nbformat.v4.new_notebook(), kernel_name="lstm-course", timeout=300,
@@ -85,28 +88,42 @@ def run_all(assignment, notebook_dir="notebooks"):
                                       "matplotlib.pyplot.close('all')")
     results = {}
     with client.setup_kernel():
-        for name, mutation in [("reference", None)] + [(m.name, m) for m, _, _ in CASES[assignment]]:
+        runs = [("reference", answers)]
+        runs += [(f"style {name}", {**answers, **style}) for name, style in STYLES[assignment].items()]
+        runs += [(m.name, m.apply(answers)) for m, _, _ in CASES[assignment]]
+        for name, filled in runs:
             client.nb = nbformat.v4.new_notebook(cells=[reset])
             client.execute_cell(reset, 0)
-            nb = fill(release, mutation.apply(answers) if mutation else answers)
-            results[name] = first_failure(client, nb)
+            results[name] = first_failure(client, fill(release, filled))
     return results
 
 
+
+
+def mismatches(cases, results):
+    """The cases whose first failing cell, or its message, is not the expected one."""
+    wrong = []
+    for mutation, check, message in cases:
+        got = results[mutation.name]
+        if got is None or got[0] != check or not re.search(message, got[1]):
+            wrong.append(f"{mutation.name}: expected {check} to fail with /{message}/, got {got}")
+    return wrong
 
 
 @pytest.mark.parametrize("assignment", list(CASES))
 def test_each_mistake_stops_at_its_own_check(assignment):
     results = run_all(assignment)
     assert results.pop("reference") is None, "the reference answers must pass every visible check"
-    wrong = []
-    for mutation, check, message in CASES[assignment]:
-        got = results[mutation.name]
-        if got is None or got[0] != check or not re.search(message, got[1]):
-            wrong.append(f"{mutation.name}: expected {check} to fail with /{message}/, got {got}")
+    for name in STYLES[assignment]:
+        assert results.pop(f"style {name}") is None, f"the correct style {name} must pass every visible check"
+    wrong = mismatches(CASES[assignment], results)
     assert not wrong, "\n".join(wrong)
 
 
-def test_the_zoo_can_tell_a_wrong_message():
-    """The matcher itself: a message that does not name the mistake is reported."""
-    assert not re.search(CASES[NB1][2][2], "AssertionError: c_next differs from the expected value")
+def test_a_mistake_caught_late_or_unnamed_is_reported():
+    case = CASES[NB1][2]  # forget_b_f
+    name = case[0].name
+    assert mismatches([case], {name: ("lstm_cell_check", "AssertionError: the forget gate misses its bias")}) == []
+    for late_or_vague in (None, ("load_check", "AssertionError: the forget gate misses its bias"),
+                          ("lstm_cell_check", "AssertionError: c_next differs from the expected value by 0.1")):
+        assert mismatches([case], {name: late_or_vague})
