@@ -9,7 +9,7 @@ export LSTM_COURSE_DEVICE := $(DEVICE)
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup assign release solutions autograde feedback grades lab demo zoo test lint bench clean
+.PHONY: setup assign release solutions autograde feedback grades lab demo zoo test lint bench screenshots clean
 
 setup: $(VENV)/.ready
 
@@ -61,6 +61,10 @@ test: setup
 bench: setup
 	mkdir -p bench-results
 	for b in benchmarks/*.py; do $(PY) $$b --out bench-results || exit 1; done
+
+## The README's screenshots (docs/screenshots/), taken by the browser tests in chromium
+screenshots: setup
+	LSTM_SCREENSHOTS=$(abspath docs/screenshots) $(PY) -m pytest -p no:cacheprovider tests/test_browser.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

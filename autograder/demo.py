@@ -42,8 +42,9 @@ PLANTED = {
 STUDENTS = ("reference", "untouched", "planted_bug")
 
 
-def make_submissions(course: Course) -> None:
-    for assignment in course.assignments:
+def make_submissions(course: Course, assignments: list[str] | None = None) -> None:
+    """Submit the three students' notebooks for ``assignments`` (default: every one)."""
+    for assignment in assignments or course.assignments:
         submit(course, "reference", assignment, reference_submission(course, assignment))
         submit(course, "untouched", assignment, read(course.notebook("notebooks", assignment)))
         planted = PLANTED.get(assignment)
