@@ -28,14 +28,10 @@ def check_device() -> None:
 
 def autograde(course: Course, assignments: list[str]) -> int:
     """Grade every submission through autograder/batch.py: parallel nbgrader processes, each notebook in
-    its own sandboxed kernel, GRADING_JOBS at a time (the Makefile passes JOBS; default one per core).
-    COURSE_ROOT grades a course directory other than this repository (tests use throwaway copies)."""
+    its own sandboxed kernel, GRADING_JOBS at a time (the Makefile passes JOBS; default one per core)."""
     check_device()
     from .batch import autograde as grade_batch
 
-    if os.environ.get("COURSE_ROOT"):
-        course = Course(root=Path(os.environ["COURSE_ROOT"]).resolve())
-        assignments = [a for a in assignments if a in course.assignments] or course.assignments
     jobs = int(os.environ.get("GRADING_JOBS") or 0) or None
     result = grade_batch(course, assignments, jobs=jobs, say=_say)
     for outcome in result.outcomes:
@@ -113,10 +109,12 @@ def main(argv: list[str] | None = None) -> int:
                                             "demo", "zoo"])
     parser.add_argument("assignments", nargs="*", help="default: all of them")
     args = parser.parse_args(argv)
-    course = Course()
-    if args.command == "grades" and os.environ.get("COURSE_ROOT"):
-        # COURSE_ROOT: the table of another course directory (tests grade throwaway copies), as autograde does.
-        course = Course(root=Path(os.environ["COURSE_ROOT"]).resolve())
+    # COURSE_ROOT: work on a course directory other than this repository (the tests use throwaway copies)
+    course = Course(root=Path(os.environ["COURSE_ROOT"]).resolve()) if os.environ.get("COURSE_ROOT") else Course()
+    unknown = [a for a in args.assignments if a not in course.assignments]
+    if unknown:
+        parser.error(f"no assignment {', '.join(unknown)} in {course.dir('source')} "
+                     f"(there are: {', '.join(course.assignments)})")
     chosen = args.assignments or course.assignments
     if args.command in ("release", "assign"):
         course.release()
@@ -127,9 +125,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "autograde":
         return 1 if autograde(course, chosen) else 0
     if args.command == "feedback":
-        if os.environ.get("COURSE_ROOT"):
-            course = Course(root=Path(os.environ["COURSE_ROOT"]).resolve())
-            chosen = [a for a in chosen if a in course.assignments] or course.assignments
         failed = feedback(course, chosen)
         _say(f"feedback written to {course.dir('feedback')}" + (f"; {failed} assignment(s) failed" if failed else ""))
         return 1 if failed else 0
