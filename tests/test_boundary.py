@@ -19,7 +19,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from corpus import VENV, A, Listener, make
+from corpus import VENV, A, Listener, expect_case, make
 from corpus.boundary import cases
 from corpus.hostile import CONTROLS, planted
 from nbgrader.api import Gradebook
@@ -118,11 +118,8 @@ def test_the_batch_ends_with_a_row_for_every_student(boundary):
 @pytest.mark.parametrize("name", [c.name for c in cases(Path("/x"), 0, Path("/x"))])
 def test_the_attack_gains_nothing(boundary, name):
     case = next(c for c in boundary.corpus if c.name == name)
-    got = {ex: boundary.scores[(name, A, ex)][0] for ex in case.scores}
-    assert got == case.scores, f"{case.about}: {got}"
     text = _graded(boundary.course, name)
-    for words in case.shows:
-        assert words in text, f"{case.about}: the graded notebook does not say {words!r}"
+    expect_case(case, boundary.scores, text)
     assert boundary.secret not in text and "def _checked_params" not in text and "BEGIN SOLUTION" not in text
 
 

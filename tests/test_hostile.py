@@ -11,7 +11,7 @@ import types
 from pathlib import Path
 
 import pytest
-from corpus import LIMITS, A, Listener, environ
+from corpus import LIMITS, A, Listener, environ, expect_case
 from corpus.hostile import CONTROLS, cases, planted
 
 from autograder import guard, report, sandbox
@@ -71,11 +71,7 @@ def test_the_batch_finishes(attacked):
 @pytest.mark.parametrize("name", [c.name for c in cases(0)])
 def test_attack_gains_nothing_and_is_logged(attacked, name):
     case = next(c for c in attacked.corpus if c.name == name)
-    got = {ex: attacked.scores[(name, A, ex)][0] for ex in case.scores}
-    assert got == case.scores, f"{case.about}: {got}"
-    text = _graded(attacked.course, name)
-    for words in case.shows:
-        assert words in text, f"{case.about}: the graded notebook does not say {words!r}"
+    expect_case(case, attacked.scores, _graded(attacked.course, name))
     kinds = {r.get("kind") for r in _log(attacked.course, name)}
     assert case.logged <= kinds, f"{case.about}: the grading log has only {sorted(kinds)}"
 

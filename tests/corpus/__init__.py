@@ -37,6 +37,14 @@ class Case:
     about: str = ""
 
 
+def expect_case(case: Case, scores: dict, graded_text: str) -> None:
+    """A graded case earned exactly its scores and its graded notebook says what it must."""
+    got = {ex: scores[(case.name, A, ex)][0] for ex in case.scores}
+    assert got == case.scores, f"{case.about}: {got}"
+    for words in case.shows:
+        assert words in graded_text, f"{case.about}: the graded notebook does not say {words!r}"
+
+
 def answers(course: Course) -> dict:
     return reference_answers(read(course.notebook("source", A)))
 
