@@ -341,7 +341,12 @@ def test_lab_planted_bug_shows_under_its_check_and_validate_names_the_cell(page,
         run_all(page)
         expect_planted_failure(cells, notebook_one)
         expect_success_lines(cells, notebook_one, upto=notebook_one["failing"])
-        cells.nth(notebook_one["failing"]).evaluate("e => e.scrollIntoView({block: 'start'})")
+        # the check's message at the bottom of the page, with as much of the cell above it as fits
+        cells.nth(notebook_one["failing"]).locator(f".jp-OutputArea-output[data-mime-type='{ERROR_MIME}']").evaluate(
+            """e => { let box = e.parentElement;
+                      while (box && box.scrollHeight <= box.clientHeight) box = box.parentElement;
+                      const below = e.getBoundingClientRect().bottom - box.getBoundingClientRect().bottom;
+                      if (box) box.scrollTop += below + 24; }""")
         watch.shot("failing-check", publish="student-failing-check.png")
         save_and_wait(page, course, notebook_one["planted"])
         kind, text = validate(page)
