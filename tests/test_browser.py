@@ -310,15 +310,23 @@ def expect_validation_names_the_failing_cell(kind: str, text: str, expected: dic
     assert loose(expected["evalue"]).search(text), f"the Validate dialog lacks the error:\n{text}"
 
 
-def test_lab_reference_answer_passes_the_visible_checks_and_validate(page, watch, notebook_one, tmp_path):
+@contextlib.contextmanager
+def answered(page: Page, watch, tmp_path: Path, notebook_one: dict, ui: str, answers: dict):
+    """A student's copy served in ``ui`` ("lab": what `make lab` runs; "notebook": Notebook 7), notebook 1
+    open with ``answers`` typed into its solution cells and run: (the course, the page's cells)."""
     course = student_copy(tmp_path / "course")
     app, root_dir = make_lab()
-    with serving(app, course.root, root_dir, tmp_path) as server, watch.flow():
+    with serving(app if ui == "lab" else "notebook", course.root, root_dir, tmp_path) as server, watch.flow():
         watch.server = server
-        cells = open_notebook(page, server, "lab", notebook_one)
+        cells = open_notebook(page, server, ui, notebook_one)
         watch.shot("opened")
-        type_answers(page, cells, notebook_one["release"], notebook_one["reference"])
+        type_answers(page, cells, notebook_one["release"], answers)
         run_all(page)
+        yield course, cells
+
+
+def test_lab_reference_answer_passes_the_visible_checks_and_validate(page, watch, notebook_one, tmp_path):
+    with answered(page, watch, tmp_path, notebook_one, "lab", notebook_one["reference"]) as (course, cells):
         expect_success_lines(cells, notebook_one)
         expect(page.locator(f".jp-OutputArea-output[data-mime-type='{ERROR_MIME}']")).to_have_count(0)
         last = max(notebook_one["success"])
@@ -332,21 +340,15 @@ def test_lab_reference_answer_passes_the_visible_checks_and_validate(page, watch
 
 
 def test_lab_planted_bug_shows_under_its_check_and_validate_names_the_cell(page, watch, notebook_one, tmp_path):
-    course = student_copy(tmp_path / "course")
-    app, root_dir = make_lab()
-    with serving(app, course.root, root_dir, tmp_path) as server, watch.flow():
-        watch.server = server
-        cells = open_notebook(page, server, "lab", notebook_one)
-        type_answers(page, cells, notebook_one["release"], notebook_one["planted"])
-        run_all(page)
+    with answered(page, watch, tmp_path, notebook_one, "lab", notebook_one["planted"]) as (course, cells):
         expect_planted_failure(cells, notebook_one)
         expect_success_lines(cells, notebook_one, upto=notebook_one["failing"])
         # the check's message at the bottom of the page, with as much of the cell above it as fits
         cells.nth(notebook_one["failing"]).locator(f".jp-OutputArea-output[data-mime-type='{ERROR_MIME}']").evaluate(
             """e => { let box = e.parentElement;
                       while (box && box.scrollHeight <= box.clientHeight) box = box.parentElement;
-                      const below = e.getBoundingClientRect().bottom - box.getBoundingClientRect().bottom;
-                      if (box) box.scrollTop += below + 24; }""")
+                      if (box) box.scrollTop += e.getBoundingClientRect().bottom - box.getBoundingClientRect().bottom
+                                                + 24; }""")
         watch.shot("failing-check", publish="student-failing-check.png")
         save_and_wait(page, course, notebook_one["planted"])
         kind, text = validate(page)
@@ -357,14 +359,8 @@ def test_lab_planted_bug_shows_under_its_check_and_validate_names_the_cell(page,
 
 def test_notebook7_planted_bug_then_the_fix(page, watch, notebook_one, tmp_path):
     """In Notebook 7's UI: the planted bug fails its check and Validate; fixed and run again, both pass."""
-    course = student_copy(tmp_path / "course")
     bug = PLANTED[STUDENT_NB]
-    _, root_dir = make_lab()
-    with serving("notebook", course.root, root_dir, tmp_path) as server, watch.flow():
-        watch.server = server
-        cells = open_notebook(page, server, "notebook", notebook_one)
-        type_answers(page, cells, notebook_one["release"], notebook_one["planted"])
-        run_all(page)
+    with answered(page, watch, tmp_path, notebook_one, "notebook", notebook_one["planted"]) as (course, cells):
         expect_planted_failure(cells, notebook_one)
         cells.nth(notebook_one["failing"]).evaluate("e => e.scrollIntoView({block: 'start'})")
         watch.shot("failing-check")
