@@ -47,7 +47,7 @@ from pathlib import Path
 import nbformat
 
 from . import datafiles, sandbox
-from .course import ROOT, Course
+from .course import ROOT, Course, nbgrader_errors
 
 GRADING_DIR = ".grading"  # under autograded/: staged copies, logs, the kernelspec
 UID_BASE = 61000
@@ -161,46 +161,43 @@ def _plain_cell(cell: dict) -> dict:
 
 
 def read_submission(path: Path):
-    """(notebook, problem): the problem says in words why the file cannot be graded.
+    """(notebook, problem, notes): the problem says in words why the file cannot be graded; the notes, what
+    was left out of a notebook that can.
 
     The file is opened without following a link and without blocking (a FIFO), and read only if it is a
     regular file of reasonable size: the grader never reads anything but the student's own file.
     """
-    from .datafiles import open_regular, shown
-
-    data, why = open_regular(str(path), MAX_NOTEBOOK_BYTES)
+    data, why = datafiles.open_regular(str(path), MAX_NOTEBOOK_BYTES)
     if why == "missing":
         try:
-            others = sorted(shown(p.name) for p in path.parent.iterdir()) if path.parent.is_dir() else []
+            others = sorted(datafiles.shown(p.name) for p in path.parent.iterdir()) if path.parent.is_dir() else []
         except OSError:
             others = []
         found = f" (the folder has: {', '.join(others[:20])})" if others else ""
-        return None, f"no notebook named {path.name} was submitted{found}"
+        return None, f"no notebook named {path.name} was submitted{found}", []
     if why:
-        return None, f"{path.name} {why}, not a notebook file"
+        return None, f"{path.name} {why}, not a notebook file", []
     if not data.strip():
-        return None, f"{path.name} is empty ({len(data)} bytes)"
+        return None, f"{path.name} is empty ({len(data)} bytes)", []
     try:
         raw = json.loads(data.decode("utf-8", errors="strict"))
     except UnicodeDecodeError as err:
-        return None, f"{path.name} is not UTF-8 text ({err.reason} at byte {err.start})"
+        return None, f"{path.name} is not UTF-8 text ({err.reason} at byte {err.start})", []
     except json.JSONDecodeError as err:
-        return None, f"{path.name} is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})"
+        return None, f"{path.name} is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})", []
     except RecursionError:
-        return None, f"{path.name} is JSON nested too deeply to be a notebook"
+        return None, f"{path.name} is JSON nested too deeply to be a notebook", []
     if not isinstance(raw, dict) or "cells" not in raw or not isinstance(raw.get("cells"), list):
-        return None, f"{path.name} is JSON but not a notebook (no list of cells)"
+        return None, f"{path.name} is JSON but not a notebook (no list of cells)", []
     junk = [c for c in raw["cells"] if not isinstance(c, dict)]
     raw["cells"] = [_plain_cell(c) for c in raw["cells"] if isinstance(c, dict)]
     try:
         nb = nbformat.reads(json.dumps(raw), as_version=4)
     except RecursionError:
-        return None, f"{path.name} is nested too deeply to be a notebook"
+        return None, f"{path.name} is nested too deeply to be a notebook", []
     except Exception as err:
-        return None, f"{path.name} is not a notebook nbformat can read ({type(err).__name__}: {err})"
-    if junk:
-        nb.metadata["lstm_course_junk"] = f"{len(junk)} of its cells are not cells at all: they were left out."
-    return nb, ""
+        return None, f"{path.name} is not a notebook nbformat can read ({type(err).__name__}: {err})", []
+    return nb, "", [f"{len(junk)} of its cells are not cells at all: they were left out."] if junk else []
 
 
 def normalize(release, submitted, assignment: str) -> tuple:
@@ -314,10 +311,9 @@ def stage(course: Course, job: Job, staged_root: Path, force_release: str = "") 
     else:
         _, dropped = datafiles.copy_data(str(submitted_dir), str(dest_dir), skip=frozenset({f"{job.assignment}.ipynb"}))
         notes += dropped
-        nb, problem = read_submission(submitted_dir / f"{job.assignment}.ipynb")
+        nb, problem, more = read_submission(submitted_dir / f"{job.assignment}.ipynb")
+        notes += more
     if nb is not None:
-        if nb.metadata.get("lstm_course_junk"):
-            notes.append(nb.metadata.pop("lstm_course_junk"))
         ids = {_meta(c).get("grade_id") for c in nb.cells if _meta(c).get("grade_id")}
         answers = {_meta(c)["grade_id"] for c in release.cells if _meta(c).get("solution")}
         if not ids & _release_ids(release):
@@ -512,7 +508,7 @@ class Runner:
                     elif not any(r.get("kind") == "start" for r in _read(self.log_of(job))) and \
                             job.tries < MAX_TRIES:
                         job.tries += 1
-                        why = (_nbgrader_error(out).strip().splitlines() or ["no detail"])[-1]
+                        why = (nbgrader_errors(out).strip().splitlines() or ["no detail"])[-1]
                         with self.lock:  # never reached (the process stopped early): try it again, on its own
                             self.pending.append(job)
                             self.say(f"  {job.assignment} / {job.student}: not reached, nbgrader stopped first "
@@ -551,7 +547,7 @@ class Runner:
         if self.graded(job):
             return self.outcome(job, "fallback", detail)
         zero_grades(self.course, job.assignment, job.student)
-        return self.outcome(job, "failed", detail + "\nfallback grading failed too:\n" + _nbgrader_error(out))
+        return self.outcome(job, "failed", detail + "\nfallback grading failed too:\n" + nbgrader_errors(out))
 
     def outcome(self, job: Job, status: str, detail: str) -> Outcome:
         records = _read(self.log_of(job))
@@ -569,12 +565,7 @@ def _why_not_graded(log: Path, out: str) -> str:
         if record.get("kind") == "refused" and record.get("verified"):
             return ("the grading kernel refused to start: these were loaded from the submission's folder before "
                     f"any cell ran: {record.get('modules')}")
-    return _nbgrader_error(out)
-
-
-def _nbgrader_error(out: str) -> str:
-    lines = [ln for ln in (out or "").splitlines() if "ERROR" in ln or "Error" in ln or "[batch" in ln]
-    return "\n".join(lines[-12:]) or (out or "")[-1500:]
+    return nbgrader_errors(out)
 
 
 def _append(path: Path, record: dict) -> None:

@@ -11,6 +11,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from .datafiles import remove_non_regular
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRATCH = ("submitted", "autograded", "feedback")
 
@@ -83,8 +85,6 @@ class Course:
         anything there that is not a regular file or a folder is deleted first (the grader writes only
         those, but this is the last step before a TA opens the pages). A run past ``timeout`` is stopped.
         """
-        from .datafiles import remove_non_regular
-
         said, graded = [], []
         root = self.dir("autograded")
         for student in sorted(root.iterdir()) if root.is_dir() else []:
@@ -102,10 +102,8 @@ class Course:
         except subprocess.TimeoutExpired:
             return False, said + [f"feedback for {assignment} ran past {timeout:.0f} s and was stopped"]
         if done.returncode != 0:
-            out = (done.stdout + done.stderr).splitlines()
-            errors = [ln for ln in out if "ERROR" in ln or "Error" in ln]
             return False, said + [f"nbgrader generate_feedback {assignment} failed (exit {done.returncode}):",
-                                  *(errors[-10:] or out[-10:])]
+                                  nbgrader_errors(done.stdout + done.stderr)]
         return True, said
 
     def clean_scratch(self) -> None:
@@ -114,6 +112,12 @@ class Course:
         db = self.root / "gradebook.db"
         if db.exists():
             db.unlink()
+
+
+def nbgrader_errors(out: str) -> str:
+    """The lines of an nbgrader run's output that say what went wrong (its last 1500 characters if none do)."""
+    lines = [ln for ln in (out or "").splitlines() if "ERROR" in ln or "Error" in ln or "[batch" in ln]
+    return "\n".join(lines[-12:]) or (out or "")[-1500:]
 
 
 def copy_course(dest: Path, with_release: bool = False) -> Course:

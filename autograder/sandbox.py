@@ -30,12 +30,16 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import zipfile
 from pathlib import Path
+
+from .datafiles import copy_data
 
 KERNEL_NAME = "lstm-course-sandbox"
 BOOT = "import sys; sys.path.insert(0, sys.argv[1]); import autograder.guard as g; g.main(sys.argv[1:])"
@@ -212,8 +216,6 @@ def bwrap_works() -> tuple[bool, str]:
     if not binary or not os.access(binary, os.X_OK):
         result = (False, f"bubblewrap ({binary or 'bwrap'}) is not installed: apt-get install bubblewrap")
     else:
-        import tempfile
-
         scratch = tempfile.mkdtemp(prefix="lstm-probe-")
         cfg = {**settings(), "device": "cpu"}
         zr, zw = os.pipe()
@@ -398,10 +400,6 @@ def _describe_exit(status: int, wrapped: bool = False) -> str:
 
 
 def launch(connection_file: str, kernel_args: list[str] = ()) -> int:
-    import tempfile
-
-    from .datafiles import copy_data
-
     cfg = settings()
     mode, why = resolve_mode(cfg["mode"])
     # nbgrader starts us in the notebook's folder (autograded/<student>/<assignment>), which nbgrader
@@ -524,8 +522,6 @@ def launch(connection_file: str, kernel_args: list[str] = ()) -> int:
 
 def _remove_unless_socket(path: str) -> None:
     """Delete what is at ``path`` (not following it) unless it is a unix socket."""
-    import stat
-
     try:
         mode = os.lstat(path).st_mode
     except OSError:
