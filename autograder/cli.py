@@ -7,7 +7,7 @@ from pathlib import Path
 
 from . import report
 from .course import Course
-from .harness import DEVICE_ENV
+from .sandbox import DEVICE_ENV
 
 
 def _say(text: str) -> None:

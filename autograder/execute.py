@@ -6,13 +6,12 @@ and survives what student code does to its kernel: a cell that kills the kernel 
 the notebook runs again in a fresh kernel without that cell, so the rest of the work still earns
 its points. Output is capped per cell.
 
-``VerifyHiddenTests`` accepts a hidden-test cell's clean run only if the grading kernel's guard sent
-a signed ``pass`` record for every hidden test the cell calls (``autograder/guard.py``); otherwise the
-cell gets an error and scores zero. A submission that swallows errors or rewrites the test cells
-therefore gains nothing.
+A grading cell with hidden tests is never run in the kernel: the executor judges it here, in the grader's
+process, with the hidden test named like the cell's ``grade_id`` (``autograder.registry``). The test reaches
+the student's code through the kernel's probe, one exchange at a time (``KernelLink``), and the executor
+writes the verdict into the cell itself; whatever the kernel prints or raises cannot change it.
 """
 
-import ast
 import json
 import os
 import time
@@ -25,6 +24,10 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from nbgrader.utils import is_grade
 from traitlets import Integer
 
+from . import registry
+from .checks.harness import GradingFailure, passed_line, take_notes
+from .checks.link import ExchangeFailed, ExchangeTimeout, Link, request_code, using
+from .kernel import wire
 from .nbgrader_ext import HIDDEN_BEGIN, BudgetedExecute
 
 LOG_ENV = "LSTM_GRADING_LOG"  # a directory: <assignment>/<student>.jsonl (autograder/sandbox.py writes them)
@@ -106,7 +109,10 @@ class ResilientExecute(BudgetedExecute):
                             continue
                         current = index
                         try:
-                            self.preprocess_cell(cell, resources, index)
+                            if judged_here(cell):
+                                self.judge(cell, resources, index)
+                            else:
+                                self.preprocess_cell(cell, resources, index)
                         except CellTimeoutError:  # no reply, or no end of output, after the interrupt
                             if not any(o.get("ename") == "CellTimeoutError" for o in cell.outputs):
                                 cell.outputs.append(error_output(
@@ -160,6 +166,37 @@ class ResilientExecute(BudgetedExecute):
         self.set_widgets_metadata()
         return self.nb, self.resources
 
+    def judge(self, cell, resources, index):
+        """Run the cell's hidden test here against the kernel; its verdict becomes the cell's output."""
+        info = (resources or {}).get("nbgrader", {})
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
+        test = registry.hidden_test(info.get("assignment", ""), grade_id)
+        cell.outputs = []
+        if test is None:
+            cell.outputs = [error_output("GradingFailure", f"the grader has no hidden test {grade_id!r} for "
+                                         "this notebook (a grader problem: tell your instructor).")]
+            return
+        link = KernelLink(self, time.monotonic() + (self._get_timeout(cell) or self.notebook_budget))
+        try:
+            with using(link):
+                test()
+            cell.outputs = [NotebookNode(output_type="stream", name="stdout", text=passed_line(test) + "\n")]
+        except GradingFailure as failure:
+            cell.outputs = [error_output("GradingFailure", str(failure))]
+        except ExchangeTimeout:
+            cell.outputs = [error_output("CellTimeoutError", "your code did not return within this test's time "
+                                         f"limit ({self.timeout} s), so the test could not finish")]
+            if not self._responsive():
+                raise _Stuck("your code ran past the test's time limit and the kernel stayed busy after being "
+                             "interrupted (an infinite loop that ignores KeyboardInterrupt?)") from None
+        except ExchangeFailed as err:
+            cell.outputs = [error_output("GradingFailure", f"the grader got no answer from your kernel ({err}). "
+                                         "Code in the notebook broke the grader's probe; this test earns no points.")]
+            append_log({"kind": "probe-silent", "cell": grade_id, "detail": str(err)[:300]}, log_path(resources))
+        finally:
+            for note in take_notes():
+                append_log({"cell": grade_id, **note}, log_path(resources))
+
     def _responsive(self) -> bool:
         from jupyter_core.utils import run_sync
 
@@ -192,6 +229,57 @@ class ResilientExecute(BudgetedExecute):
         return super().output(outs, msg, display_id, cell_index)
 
 
+def judged_here(cell) -> bool:
+    return cell.cell_type == "code" and is_grade(cell) and HIDDEN_BEGIN in cell.source
+
+
+class KernelLink(Link):
+    """Exchanges with the probe in the kernel ``executor`` runs, through its Jupyter channels."""
+
+    def __init__(self, executor, deadline: float):
+        self.executor, self.deadline = executor, deadline
+
+    def exchange(self, request: dict) -> dict:
+        from jupyter_core.utils import run_sync
+
+        return run_sync(self._exchange)(request_code(request))
+
+    async def _exchange(self, code: str) -> dict:
+        from jupyter_core.utils import ensure_async
+
+        kc, km = self.executor.kc, self.executor.km
+        msg_id = kc.execute(code, silent=False, store_history=False, allow_stdin=False, stop_on_error=False)
+        body, error = None, None
+        while True:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                await ensure_async(km.interrupt_kernel())
+                raise ExchangeTimeout("the student's code did not return in time")
+            try:
+                msg = await ensure_async(kc.iopub_channel.get_msg(timeout=min(remaining, 2.0)))
+            except Empty:
+                if not await ensure_async(km.is_alive()):
+                    raise DeadKernelError("Kernel died") from None
+                continue
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind, content = msg.get("msg_type"), msg.get("content", {})
+            if kind in ("display_data", "execute_result"):
+                data = content.get("data", {}).get(wire.MIME)
+                if isinstance(data, str):
+                    body = data
+            elif kind == "error":
+                error = f"{content.get('ename')}: {str(content.get('evalue'))[:200]}"
+            elif kind == "status" and content.get("execution_state") == "idle":
+                break
+        if body is None:
+            raise ExchangeFailed(error or "the kernel sent no reply")
+        try:
+            return wire.loads(body)
+        except wire.WireError as err:
+            raise ExchangeFailed(f"a reply not in the grader's format: {err}") from None
+
+
 def _student_cell(cell) -> bool:
     """Cells the student writes: answer cells and cells they added (no nbgrader metadata)."""
     meta = cell.get("metadata", {}).get("nbgrader")
@@ -220,86 +308,6 @@ def _exit_reason(path: str | None) -> str:
         if record.get("kind") == "exit" and not record.get("requested"):
             return str(record.get("detail", "it exited"))
     return "it exited (sys.exit in a thread, os._exit, a crash, or the memory limit)"
-
-
-# --------------------------------------------------------------------------- verification
-
-
-def hidden_tests_called(source: str) -> list[str]:
-    """Qualified names (``autograder.checks.m.f``) of the hidden tests a grading cell calls."""
-    hidden = []
-    inside = False
-    for line in source.splitlines():
-        if HIDDEN_BEGIN in line:
-            inside = True
-            continue
-        if "### END HIDDEN TESTS" in line:
-            inside = False
-            continue
-        if inside:
-            hidden.append(line)
-    try:
-        tree = ast.parse("\n".join(hidden))
-    except SyntaxError:
-        return []
-    modules: dict[str, str] = {}
-    functions: dict[str, str] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            for alias in node.names:
-                full = f"{node.module}.{alias.name}"
-                if node.module == "autograder.checks":
-                    modules[alias.asname or alias.name] = full
-                elif node.module.startswith("autograder.checks."):
-                    functions[alias.asname or alias.name] = full
-        elif isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.name.startswith("autograder.checks.") and alias.asname:
-                    modules[alias.asname] = alias.name
-    called = []
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
-            continue
-        f = node.func
-        if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id in modules:
-            called.append(f"{modules[f.value.id]}.{f.attr}")
-        elif isinstance(f, ast.Name) and f.id in functions:
-            called.append(functions[f.id])
-    return called
-
-
-class VerifyHiddenTests(NbGraderPreprocessor):
-    """Zero for hidden-test cells that ran clean but whose tests the kernel's guard did not confirm."""
-
-    def preprocess(self, nb, resources):
-        path = log_path(resources)
-        if not path:
-            return nb, resources  # not graded through the sandboxed kernel: nothing to verify against
-        records = read_log(path)
-        last_start = max((k for k, r in enumerate(records) if r.get("kind") == "start"), default=-1)
-        final = records[last_start + 1:]
-        booted = any(r.get("kind") == "boot" and r.get("verified") for r in final)
-        passed = {r.get("test") for r in final if r.get("kind") == "pass" and r.get("verified")}
-        for index, cell in enumerate(nb.cells):
-            if cell.cell_type != "code" or not is_grade(cell) or HIDDEN_BEGIN not in cell.source:
-                continue
-            if any(o.get("output_type") == "error" for o in cell.outputs):
-                continue
-            expected = hidden_tests_called(cell.source)
-            missing = [t for t in expected if t not in passed]
-            if not missing:
-                continue
-            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", index)
-            if not booted:
-                text = ("the grading kernel's guard did not start, so this test could not be confirmed "
-                        "(a grader problem: tell your instructor).")
-            else:
-                text = ("this test cell ran without an error, but the grader received no confirmation that "
-                        f"{', '.join(m.rsplit('.', 1)[1] for m in missing)} passed. Code in the notebook "
-                        "changed how cells run or how errors are shown; such a test earns no points.")
-            cell.outputs.append(error_output("GradingFailure", text))
-            append_log({"kind": "unverified", "cell": grade_id, "missing": missing, "booted": booted}, path)
-        return nb, resources
 
 
 class MarkGraded(NbGraderPreprocessor):

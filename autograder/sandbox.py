@@ -2,13 +2,13 @@
 
 nbgrader starts kernels from a kernelspec; ours (``lstm-course-sandbox``, written by ``write_kernelspec``)
 runs ``python -m autograder.sandbox kernel {connection_file}``, this module's launcher, as the grader.
-The launcher starts the real kernel (``autograder.guard.main``, then ipykernel) inside bubblewrap:
+The launcher starts the real kernel (``autograder.kernel.boot.main``, then ipykernel) inside bubblewrap:
 
 - the file system holds only what the kernel needs: /usr, the Python installation and the environment,
   read-only; the notebook's own directory (``autograded/<student>/<assignment>``) and a private /tmp,
   writable; the directory of the kernel's ``ipc`` sockets. Not the course: not source/, solutions/,
-  the gradebook, other students' work or the grader's hidden tests (the kernel imports those from an
-  archive that it deletes before the first cell);
+  the gradebook, other students' work or the grader's hidden tests: of the grader it gets only
+  ``autograder/kernel`` (the probe), in an archive that it deletes before the first cell;
 - no network (its own, empty network namespace: the kernel talks to nbgrader over unix sockets,
   which is why the kernel manager uses the ``ipc`` transport), its own PID, IPC and UTS namespaces,
   ``interrupt_mode: message`` (signals cannot reach into the PID namespace);
@@ -20,8 +20,8 @@ Without a working bubblewrap the launcher runs the kernel with the limits only a
 (``probe``, ``describe``); ``LSTM_SANDBOX=none`` asks for that on purpose, ``LSTM_SANDBOX=bwrap`` makes
 a missing bubblewrap an error.
 
-The launcher also reads the kernel's guard channel (see ``autograder/guard.py``), checks each record's
-signature and appends it to the grading log named by ``LSTM_GRADING_LOG``.
+The launcher also reads the kernel's channel (``autograder/kernel/boot.py``) and appends what it reports,
+as the kernel's claims, to the grading log named by ``LSTM_GRADING_LOG``.
 """
 
 import contextlib
@@ -42,7 +42,7 @@ from pathlib import Path
 from .datafiles import copy_data
 
 KERNEL_NAME = "lstm-course-sandbox"
-BOOT = "import sys; sys.path.insert(0, sys.argv[1]); import autograder.guard as g; g.main(sys.argv[1:])"
+BOOT = "import sys; sys.path.insert(0, sys.argv[1]); import autograder.kernel.boot as b; b.main(sys.argv[1:])"
 # The kernel's Python: -P puts no directory of the kernel's (its cwd, the scratch) on sys.path, -s no user
 # site; -I is not used because it would also drop PYTHONHASHSEED, which keeps grading reproducible, and the
 # sandbox's environment is cleared anyway.
@@ -269,14 +269,13 @@ def describe(mode: str, why: str) -> str:
 # --------------------------------------------------------------------------- the launcher
 
 
-def grader_archive() -> bytes:
-    """The autograder package as a zip (the kernel imports from it, then deletes it)."""
+def kernel_archive() -> bytes:
+    """What the kernel gets of the grader, as a zip: ``autograder/kernel`` and an empty package above it."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(PACKAGE.rglob("*.py")):
-            if "__pycache__" in path.parts:
-                continue
-            zf.write(path, f"autograder/{path.relative_to(PACKAGE).as_posix()}")
+        zf.writestr("autograder/__init__.py", "")
+        for path in sorted((PACKAGE / "kernel").glob("*.py")):
+            zf.write(path, f"autograder/kernel/{path.name}")
     return buf.getvalue()
 
 
@@ -323,8 +322,8 @@ def _limits(cfg: dict, uid: int):
 class GradingLog:
     """Append-only JSON lines: what the guard reported, and what the launcher saw."""
 
-    def __init__(self, path: str, key: bytes, context: dict):
-        self.path, self.key, self.context = path, key, context
+    def __init__(self, path: str, context: dict):
+        self.path, self.context = path, context
         self.lock = threading.Lock()
 
     def write(self, record: dict) -> None:
@@ -335,8 +334,7 @@ class GradingLog:
             fh.write(line + "\n")
 
     def pump(self, fd: int) -> None:
-        from .guard import parse_record
-
+        """The kernel's records (``kind<TAB>name=value...``), each marked as coming from the kernel."""
         with os.fdopen(fd, "rb", buffering=0) as stream:
             pending = b""
             while True:
@@ -349,18 +347,28 @@ class GradingLog:
                 pending += chunk
                 while b"\n" in pending:
                     raw, pending = pending.split(b"\n", 1)
-                    if len(raw) > 8192:
-                        self.write({"kind": "forged", "detail": f"{len(raw)} bytes on the guard channel"})
-                        continue
-                    text = raw.decode("utf-8", "replace")
-                    record = parse_record(text, self.key)
-                    if record is None:
-                        self.write({"kind": "forged", "detail": text[:300]})
-                    else:
-                        self.write({**record, "verified": True})
+                    self.write(kernel_record(raw))
                 if len(pending) > 65536:
-                    self.write({"kind": "forged", "detail": "unterminated data on the guard channel"})
+                    self.write({"kind": "garbled", "detail": "unterminated data on the kernel's channel"})
                     pending = b""
+
+
+KERNEL_KINDS = frozenset({"boot", "refused", "attempt"})
+
+
+def kernel_record(raw: bytes) -> dict:
+    """One line from the kernel's channel as a log record; anything unexpected is logged as garbled."""
+    if len(raw) > 8192:
+        return {"kind": "garbled", "detail": f"{len(raw)} bytes on the kernel's channel"}
+    kind, *fields = raw.decode("utf-8", "replace").split("\t")
+    if kind not in KERNEL_KINDS or len(fields) > 12:
+        return {"kind": "garbled", "detail": raw.decode("utf-8", "replace")[:300]}
+    record = {"kind": kind, "from": "kernel"}
+    for field in fields:
+        name, _, value = field.partition("=")
+        if name.isidentifier() and name not in ("kind", "from", "time"):
+            record[name] = value[:300]
+    return record
 
 
 def _tree_rss_kb(root_pid: int) -> int:
@@ -421,7 +429,6 @@ def launch(connection_file: str, kernel_args: list[str] = ()) -> int:
     elif mode == "bwrap":
         print("sandboxed kernels need the ipc transport (c.KernelManager.transport = 'ipc')", file=sys.stderr)
         return 2
-    key = os.urandom(32)
     workdir = tempfile.mkdtemp(prefix="lstm-kernel-")
     scratch = os.path.join(workdir, assignment)
     copied, dropped = copy_data(notebook_dir, scratch, skip=frozenset({f"{assignment}.ipynb"}))
@@ -430,18 +437,15 @@ def launch(connection_file: str, kernel_args: list[str] = ()) -> int:
     if cfg["log"]:  # <log dir>/<assignment>/<student>.jsonl
         os.makedirs(os.path.join(cfg["log"], assignment), exist_ok=True)
         log_file = os.path.join(cfg["log"], assignment, f"{student}.jsonl")
-    log = GradingLog(log_file, key, context)
+    log = GradingLog(log_file, context)
     for note in dropped:
         log.write({"kind": "dropped", "detail": note})
     as_root = os.geteuid() == 0
     uid = cfg["uid"] if (as_root and cfg["uid"]) else os.geteuid()
 
-    key_r, key_w = os.pipe()
-    os.write(key_w, key)
-    os.close(key_w)
     chan_r, chan_w = os.pipe()
-    archive = grader_archive()
-    pass_fds = [key_r, chan_w]
+    archive = kernel_archive()
+    pass_fds = [chan_w]
     if mode == "bwrap":
         zip_fd = _fd_with(archive)
         conn_fd = _fd_with(json.dumps(connection).encode())
@@ -451,7 +455,7 @@ def launch(connection_file: str, kernel_args: list[str] = ()) -> int:
         if as_root and uid != 0:
             argv += ["/usr/bin/setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                      "--inh-caps=-all", "--bounding-set=-all", "--"]
-        argv += [interpreter(), *KERNEL_FLAGS, "-c", BOOT, "/grader/autograder.zip", str(chan_w), str(key_r),
+        argv += [interpreter(), *KERNEL_FLAGS, "-c", BOOT, "/grader/autograder.zip", str(chan_w),
                  "/grader/connection.json", *kernel_args]
         env = None
         if as_root and uid != 0:
@@ -461,16 +465,14 @@ def launch(connection_file: str, kernel_args: list[str] = ()) -> int:
         zip_path = os.path.join(workdir, "autograder.zip")
         with open(zip_path, "wb") as fh:
             fh.write(archive)
-        argv = [interpreter(), *KERNEL_FLAGS, "-c", BOOT, zip_path, str(chan_w), str(key_r), connection_file,
-                *kernel_args]
+        argv = [interpreter(), *KERNEL_FLAGS, "-c", BOOT, zip_path, str(chan_w), connection_file, *kernel_args]
         env = {k: v for k, v in os.environ.items() if not k.startswith("JPY_")}
         env.update({k: v for k, v in kernel_env(cfg, assignment).items()
                     if k not in ("HOME", "TMPDIR", "PATH", "USER")})
     log.write({"kind": "start", "detail": f"{mode}: {why}", "uid": uid, "files": copied.files})
     proc = subprocess.Popen(argv, pass_fds=pass_fds, preexec_fn=_limits(cfg, uid), env=env, cwd=scratch)
-    os.close(key_r)
     os.close(chan_w)
-    for fd in pass_fds[2:]:
+    for fd in pass_fds[1:]:
         os.close(fd)
     pump = threading.Thread(target=log.pump, args=(chan_r,), daemon=True)
     pump.start()

@@ -13,8 +13,8 @@ from collections.abc import Callable
 import torch
 import torch.nn as nn
 
-from .. import oracles
-from ..harness import GradingFailure, call, close, device, expect_close, expect_shape, max_abs_diff
+from . import oracles
+from .harness import GradingFailure, Remote, call, close, device, expect_close, expect_shape, max_abs_diff
 
 F64 = torch.float64
 CPU = torch.device("cpu")
@@ -62,7 +62,7 @@ class CellSpec:
     """
 
     name: str  # the class as the student sees it, e.g. "CoupledLSTMCell"
-    fill: float | None = None  # weights drawn from U(-fill, fill) by the grader, so init bugs cost only the init test
+    fill = 0.5  # the grader's weights are drawn from U(-fill, fill), so init bugs cost only the init test
     c_scale = 1.0  # the random c of a test case is scaled by this
     every_parameter = False  # the reference and the bug namer also see parameters beyond the contract's
 
@@ -87,9 +87,9 @@ class CellSpec:
         return ""
 
     @staticmethod
-    def invoke(cell, *args, what):
-        """Runs the student's cell; a spec may explain some errors better than ``harness.call`` does."""
-        return call(cell, *args, what=what)
+    def invoke(cell, *args, what, **options):
+        """Runs the student's cell (``harness.call``); a spec may explain some errors better."""
+        return call(cell, *args, what=what, **options)
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -98,10 +98,9 @@ class CellSpec:
 
     @classmethod
     def params64(cls, cell) -> dict[str, torch.Tensor]:
-        """The parameters the reference reads, as float64 CPU tensors detached from the student's."""
-        params = dict(cell.named_parameters())
-        names = params if cls.every_parameter else cls.names()
-        return {name: params[name].detach().to(CPU, F64) for name in names}
+        """The grader's own weights in the student's cell (``graded_cell`` put them there), float64 on CPU."""
+        names = cell.weights if cls.every_parameter else cls.names()
+        return {name: cell.weights[name] for name in names}
 
     # How the messages are worded: the bug zoo matches them, so each notebook keeps its own.
 
@@ -153,13 +152,14 @@ class CellSpec:
 # --------------------------------------------------------------------------- building and running the cell
 
 
-def checked_params(spec: type[CellSpec], cell, input_size, hidden_size) -> dict[str, nn.Parameter]:
-    """The cell's parameters by name, after checking that the contract's are registered with the right shapes."""
-    params = dict(cell.named_parameters())
+def checked_params(spec: type[CellSpec], cell, input_size, hidden_size) -> dict:
+    """The cell's parameters by name (``harness.Param``), after checking that the contract's are registered with
+    the right shapes."""
+    params = cell.params()
     shapes = spec.shapes(input_size, hidden_size)
     missing = [name for name in shapes if name not in params]
     if missing:
-        plain = [name for name in missing if isinstance(getattr(cell, name, None), torch.Tensor)]
+        plain = [name for name in missing if isinstance(cell.attr(name), torch.Tensor)]
         if plain:
             raise GradingFailure(
                 f"{spec.owner}{plain[0]} is a plain tensor, not a registered parameter: {spec.plain_tensor}")
@@ -168,7 +168,7 @@ def checked_params(spec: type[CellSpec], cell, input_size, hidden_size) -> dict[
     if too_many:
         raise GradingFailure(too_many)
     for name, want in shapes.items():
-        got = tuple(params[name].shape)
+        got = tuple(params[name].value.shape)
         if got != want:
             raise GradingFailure(
                 f"{spec.owner}{name} has shape {got}, expected {want} for input_size={input_size}, "
@@ -183,27 +183,34 @@ def course_shapes(input_size, hidden_size, names=oracles.CELL_PARAMS) -> dict[st
     return {name: (hidden_size, *columns[name[0]]) for name in names}
 
 
-def expect_moves_with_double(cell):
+def expect_moves_with_double(cell, what="cell.double()"):
     """Every parameter is float64 after cell.double()."""
-    cell.double()
-    not_moved = [n for n, p in cell.named_parameters() if p.dtype != F64]
+    cell.method("double", what=what)
+    not_moved = [n for n, p in cell.params().items() if p.value.dtype != F64]
     if not_moved:
         raise GradingFailure(f".double() did not convert {not_moved[0]}: keep every weight an nn.Parameter.")
 
 
-def fill_uniform(module, spread):
-    with torch.no_grad():
-        for p in module.parameters():
-            p.uniform_(-spread, spread)
+def fill_uniform(module, spread) -> dict[str, torch.Tensor]:
+    """Draw every parameter of ``module`` (in the kernel) from U(-spread, spread) here, load them there; returns
+    them (float64, CPU): the references compute with these, never with what the kernel reports back."""
+    values = {name: torch.empty(p.value.shape, dtype=F64).uniform_(-spread, spread)
+              for name, p in module.params().items()}
+    module.load(values)
+    return values
+
+
+def to_device(module, what):
+    """``module.to(device, float64)`` in the kernel."""
+    call(module.attr("to"), device(), F64, what=what)
 
 
 def graded_cell(spec: type[CellSpec], input_size, hidden_size):
-    """The student's cell, checked, with the grader's weights if the spec asks for them, in float64 on the device."""
+    """The student's cell, checked, in float64 on the device, holding the grader's weights (``cell.weights``)."""
     cell = spec.make(input_size, hidden_size)
     checked_params(spec, cell, input_size, hidden_size)
-    if spec.fill is not None:
-        fill_uniform(cell, spec.fill)
-    cell.to(device(), F64)
+    to_device(cell, f"{spec.name}({input_size}, {hidden_size}).to(device, torch.float64)")
+    cell.weights = fill_uniform(cell, spec.fill)
     return cell
 
 
@@ -219,15 +226,12 @@ def random_case(batch, input_size, hidden_size, batched=True, c_scale=1.0):
 def run_cell(cell, x, h=None, c=None, *, what, invoke=call,
              not_a_pair="{what} should return a tuple (h_next, c_next), got {got}."):
     """One call of the cell on the device, with h and c or without both; the caller's tensors must stay as they were."""
-    dev = device()
-    args = [t.to(dev) if t is not None else None for t in (x, h, c)]
-    copies = [t.clone() if t is not None else None for t in args]
-    out = invoke(cell, *(args[:1] if h is None else args), what=what)
-    for name, before, after in zip("xhc", copies, args, strict=True):
-        if before is not None and not torch.equal(before, after):
-            raise GradingFailure(f"{what} changed the caller's {name} in place: compute new tensors instead.")
+    report = {}
+    out = invoke(cell, *((x,) if h is None else (x, h, c)), what=what, report=report)
+    for k in report["mutated"]:
+        raise GradingFailure(f"{what} changed the caller's {'xhc'[k]} in place: compute new tensors instead.")
     if not isinstance(out, tuple) or len(out) != 2:
-        raise GradingFailure(not_a_pair.format(what=what, got=type(out).__name__))
+        raise GradingFailure(not_a_pair.format(what=what, got=getattr(out, "type_name", type(out).__name__)))
     return out
 
 
@@ -246,7 +250,6 @@ def expect_step(spec: type[CellSpec], cell, x, h, c, label):
     h_ok, c_ok = close(got_h, want_h), close(got_c, want_c)
     if h_ok and c_ok:
         return
-    got_h, got_c = got_h.detach().cpu(), got_c.detach().cpu()
     named = spec.name_bug(params, x, h, c, got_h, got_c)
     if named:
         raise GradingFailure(f"{spec.name}.forward ({label}): {named}")
@@ -305,15 +308,14 @@ def gradients_test(spec: type[CellSpec]):
     ((want_h * w_h).sum() + (want_c * w_c).sum()).backward()
     want_param = ref.grads()
 
-    dev = device()
-    mine = [t.detach().to(dev).requires_grad_(True) for t in (x, h, c)]
-    cell.zero_grad(set_to_none=True)
-    got_h, got_c = spec.invoke(cell, *mine, what=f"{spec.name}.forward")
-    if not (close(got_h, want_h) and close(got_c, want_c)):
+    got = spec.invoke(cell, x, h, c, what=f"{spec.name}.forward")
+    if not (isinstance(got, tuple) and len(got) == 2 and close(got[0], want_h) and close(got[1], want_c)):
         raise GradingFailure(spec.forward_first)
-    loss = (got_h * w_h.to(dev)).sum() + (got_c * w_c.to(dev)).sum()
-    call(loss.backward, what=f"backward through {spec.name}")
-    params = dict(cell.named_parameters())
+    mine = [t.detach().clone().requires_grad_(True) for t in (x, h, c)]
+    cell.method("zero_grad", set_to_none=True, what=f"{spec.name}.zero_grad()")
+    _, grads = spec.invoke(cell, *mine, what=f"{spec.name}.forward", backward=[w_h, w_c],
+                           backward_what=f"backward through {spec.name}")
+    params = cell.params()
     for name in spec.names():
         if params[name].grad is None:
             raise GradingFailure(
@@ -321,10 +323,10 @@ def gradients_test(spec: type[CellSpec]):
             )
         expect_close(params[name].grad, want_param[name], f"the gradient of {name}",
                      "The forward values match, so look for .detach(), .data or in-place updates.")
-    for name, got, want in zip("xhc", mine, inputs, strict=True):
-        if got.grad is None:
+    for name, got, want in zip("xhc", grads, inputs, strict=True):
+        if got is None:
             raise GradingFailure(f"no gradient reaches {name}: is it detached inside forward?")
-        expect_close(got.grad, want.grad, f"the gradient with respect to {name}", spec.input_grad_hint(name))
+        expect_close(got, want.grad, f"the gradient with respect to {name}", spec.input_grad_hint(name))
 
 
 # --------------------------------------------------------------------------- initialisation
@@ -349,8 +351,8 @@ def expect_uniform_init(cell, hidden_size, failure, reset_what="reset_parameters
     k = 1 / math.sqrt(hidden_size)
 
     def check(when):
-        for name, p in cell.named_parameters():
-            message = failure(when, name, p.detach().cpu().double(), k)
+        for name, p in cell.params().items():
+            message = failure(when, name, p.value.double(), k)
             if message:
                 raise GradingFailure(message)
 
@@ -359,21 +361,24 @@ def expect_uniform_init(cell, hidden_size, failure, reset_what="reset_parameters
     except GradingFailure as verdict:
         _blame_init_if_reset_works(cell, check, reset_what, verdict)
         raise
-    if reset_optional and not callable(getattr(cell, "reset_parameters", None)):
+    if reset_optional and not has_method(cell, "reset_parameters"):
         return
-    with torch.no_grad():
-        for p in cell.parameters():
-            p.fill_(5.0)
-    call(cell.reset_parameters, what=reset_what)
+    cell.load({name: torch.full(p.value.shape, 5.0) for name, p in cell.params().items()})
+    cell.method("reset_parameters", what=reset_what)
     check("after reset_parameters()")
+
+
+def has_method(obj, name) -> bool:
+    fn = obj.attr(name)
+    return isinstance(fn, Remote) and fn.callable
 
 
 def _blame_init_if_reset_works(cell, check, reset_what, verdict):
     """Raises a sharper message when reset_parameters() alone gets the weights right: __init__ skips it."""
-    if not callable(getattr(cell, "reset_parameters", None)):
+    if not has_method(cell, "reset_parameters"):
         return
     try:
-        call(cell.reset_parameters, what=reset_what)
+        cell.method("reset_parameters", what=reset_what)
         check("after reset_parameters()")
     except GradingFailure:
         return

@@ -7,80 +7,62 @@ compares with ``torch.nn.LSTMCell`` (float64, CPU) carrying the same weights.
 import math
 
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
-from .. import oracles
-from ..diagnose import name_cell_bug
-from ..harness import (
-    GradingFailure,
-    attributes_replaced,
-    call,
-    close,
-    device,
-    expect_close,
-    expect_shape,
-    hidden_test,
-    student,
-)
-from . import _cell
+from . import _cell, oracles
+from .diagnose import name_cell_bug
+from .harness import GradingFailure, Remote, call, close, expect_close, expect_shape, fixture, hidden_test, student
 
 # --------------------------------------------------------------------------- sigmoid
 
 
-def _forbidden_sigmoids():
-    def forbidden(*args, **kwargs):
-        raise GradingFailure(
-            "sigmoid must be written from torch.exp; it may not call torch.sigmoid, torch.special.expit, "
-            "F.sigmoid or nn.Sigmoid."
-        )
-
-    targets = [(torch, "sigmoid"), (torch.special, "expit"), (F, "sigmoid"), (torch.Tensor, "sigmoid"),
-               (nn.Sigmoid, "forward")]
-    return [(owner, attr, forbidden) for owner, attr in targets]
+FORBID_SIGMOID = {"sigmoid": "sigmoid must be written from torch.exp; it may not call torch.sigmoid, "
+                  "torch.special.expit, F.sigmoid or nn.Sigmoid."}
 
 
-def _student_sigmoid(x, what="sigmoid(x)"):
+def _student_sigmoid(x, what="sigmoid(x)", backward=None):
     fn = student("sigmoid")
-    with attributes_replaced(_forbidden_sigmoids()):
-        return call(fn, x, what=what)
+    return call(fn, x, what=what, forbid=FORBID_SIGMOID, backward=backward,
+                backward_what="the backward pass of sigmoid")
 
 
 @hidden_test
 def sigmoid_values():
     """sigmoid matches the logistic function on moderate inputs, any shape, float32 and float64."""
-    dev = device()
     for dtype in (torch.float64, torch.float32):
         x = torch.cat([torch.linspace(-12, 12, 49, dtype=dtype), torch.randn(29, dtype=dtype) * 4])
-        x = x.reshape(2, 3, 13).to(dev)
+        x = x.reshape(2, 3, 13)
         got = _student_sigmoid(x)
         expect_shape(got, x.shape, f"sigmoid(x) for x of shape {tuple(x.shape)}",
                      "sigmoid works elementwise: the output has the input's shape.")
         if got.dtype != dtype:
             raise GradingFailure(f"sigmoid(x) turned {dtype} into {got.dtype}: keep the input's dtype.")
         tol = 1e-12 if dtype == torch.float64 else 1e-6
-        expect_close(got, torch.sigmoid(x.cpu().double()), f"sigmoid(x) in {dtype}",
+        expect_close(got, torch.sigmoid(x.double()), f"sigmoid(x) in {dtype}",
                      "σ(x) = 1 / (1 + exp(-x)).", atol=tol, rtol=tol)
 
 
 @hidden_test
 def sigmoid_stable():
     """sigmoid and its gradient stay finite and correct for |x| up to 1e4 in float32."""
-    dev = device()
     values = [-1e4, -1000.0, -100.0, -88.8, -50.0, -20.0, 0.0, 20.0, 50.0, 88.8, 100.0, 1000.0, 1e4]
-    x = torch.tensor(values, dtype=torch.float32, device=dev, requires_grad=True)
+    x = torch.tensor(values, dtype=torch.float32)
     got = _student_sigmoid(x, what="sigmoid(x) for large |x|")
-    want = torch.sigmoid(x.detach().cpu().double())
-    bad = [v for v, g in zip(values, got.detach().cpu().tolist(), strict=True) if not math.isfinite(g)]
+    want = torch.sigmoid(x.double())
+    if not isinstance(got, torch.Tensor):
+        raise GradingFailure(f"sigmoid(x) should return a tensor, got {getattr(got, 'type_name', type(got).__name__)}.")
+    bad = [v for v, g in zip(values, got.tolist(), strict=True) if not math.isfinite(g)]
     if bad:
         raise GradingFailure(
-            f"sigmoid({bad[0]:g}) is {got.detach().cpu()[values.index(bad[0])].item()}: exp overflows in "
+            f"sigmoid({bad[0]:g}) is {got[values.index(bad[0])].item()}: exp overflows in "
             "float32 for large |x|. Only ever compute exp of a non-positive number: for x < 0 use "
             "exp(x) / (1 + exp(x))."
         )
     expect_close(got, want, "sigmoid(x) for large |x|", atol=1e-6, rtol=1e-5)
-    grad = call(lambda: torch.autograd.grad(got.sum(), x)[0], what="the backward pass of sigmoid")
-    g = grad.detach().cpu()
+    _, (grad,) = _student_sigmoid(x.clone().requires_grad_(True), what="sigmoid(x) for large |x|",
+                                  backward=[torch.ones(len(values), dtype=torch.float32)])
+    if grad is None:
+        raise GradingFailure("no gradient flows through sigmoid: is it computed through .detach() or .data?")
+    g = grad
     if not bool(torch.isfinite(g).all()):
         worst = values[int(torch.nonzero(~torch.isfinite(g))[0])]
         raise GradingFailure(
@@ -102,40 +84,17 @@ def sigmoid_stable():
 # --------------------------------------------------------------------------- LSTMCell
 
 
-def _reference_sigmoid(x):
-    return torch.sigmoid(x)
-
-
 def _make_cell(input_size, hidden_size):
     cls = student("LSTMCell")
     cell = call(cls, input_size, hidden_size, what=f"LSTMCell({input_size}, {hidden_size})")
-    if not isinstance(cell, nn.Module):
+    if not (isinstance(cell, Remote) and cell.is_module):
         raise GradingFailure("LSTMCell must subclass nn.Module (class LSTMCell(nn.Module)).")
     return cell
 
 
-def _cell_globals_with_good_sigmoid(cell):
-    """Give the cell a correct ``sigmoid`` while it is graded, so a sigmoid bug costs points only once."""
-    ns = type(cell).forward.__globals__
-    if "sigmoid" in ns:
-        return attributes_replaced([(_NamespaceProxy(ns), "sigmoid", _reference_sigmoid)])
-    return attributes_replaced([])
-
-
-class _NamespaceProxy:
-    def __init__(self, ns):
-        self.__dict__["_ns"] = ns
-
-    def __getattr__(self, name):
-        return self._ns[name]
-
-    def __setattr__(self, name, value):
-        self._ns[name] = value
-
-
-def _call_with_good_sigmoid(cell, *args, what):
-    with _cell_globals_with_good_sigmoid(cell):
-        return call(cell, *args, what=what)
+def _call_with_good_sigmoid(cell, *args, what, **options):
+    """The cell runs with a correct ``sigmoid`` in its module, so a sigmoid bug costs points only once."""
+    return call(cell, *args, what=what, good_sigmoid=cell, **options)
 
 
 def _wrong_shape(name, got, want):
@@ -180,13 +139,14 @@ def cell_parameters():
     """LSTMCell registers exactly the twelve parameters, with the right shapes, that move with .to()."""
     cell = _make_cell(5, 3)
     for attr, value in (("input_size", 5), ("hidden_size", 3)):
-        if getattr(cell, attr, None) != value:
-            raise GradingFailure(f"LSTMCell(5, 3).{attr} should be {value}, got {getattr(cell, attr, None)!r}.")
+        got = cell.attr(attr)
+        if type(got) is not int or got != value:
+            raise GradingFailure(f"LSTMCell(5, 3).{attr} should be {value}, got {got!r}.")
     params = _cell.checked_params(Cell, cell, 5, 3)
     extra = sorted(set(params) - set(oracles.CELL_PARAMS))
     if extra:
         raise GradingFailure(f"LSTMCell has parameters beyond the twelve of the contract: {', '.join(extra)}.")
-    keys = set(cell.state_dict())
+    keys = set(cell.method("state_dict", what="LSTMCell.state_dict()") or ())
     if keys != set(oracles.CELL_PARAMS):
         raise GradingFailure(f"state_dict keys are {sorted(keys)}, expected the twelve parameter names.")
     _cell.expect_moves_with_double(cell)
@@ -232,26 +192,26 @@ def cell_gradients():
 
 
 @hidden_test
-def load_from_torch():
+def load_from_torch_stripes():
     """load_from_torch copies an nn.LSTMCell's stripes i, f, g, o into the right parameters, in place."""
     load = student("load_from_torch")
     inp, hid = 5, 3
     cell = _make_cell(inp, hid)
     params = _cell.checked_params(Cell, cell, inp, hid)
-    before = {n: id(p) for n, p in params.items()}
-    torch_cell = nn.LSTMCell(inp, hid)
-    with torch.no_grad():
-        for p in torch_cell.parameters():
-            p.uniform_(-1, 1)
+    before = {n: p.ident for n, p in params.items()}
+    theirs = fixture("nn.LSTMCell", inp, hid)
+    weights = {name: torch.empty(p.value.shape).uniform_(-1, 1) for name, p in theirs.params().items()}
+    theirs.load(weights)
+    torch_cell = _Weights(weights)
     try:
-        returned = call(load, cell, torch_cell, what="load_from_torch(cell, torch_cell)")
+        returned = call(load, cell, theirs, what="load_from_torch(cell, torch_cell)")
     except GradingFailure as failure:
         raise GradingFailure(f"{failure} Remember: U_* come from weight_ih (input), W_* from weight_hh "
                              "(hidden), in stripes i, f, g, o.") from None
-    if returned is not cell:
+    if returned != cell:
         raise GradingFailure("load_from_torch should return the cell it was given (return cell).")
-    after = dict(cell.named_parameters())
-    replaced = [n for n in oracles.CELL_PARAMS if id(after.get(n)) != before[n]]
+    after = cell.params()
+    replaced = [n for n in oracles.CELL_PARAMS if n not in after or after[n].ident != before[n]]
     if replaced:
         raise GradingFailure(
             f"load_from_torch replaced {replaced[0]} with a new object: copy into the existing parameter "
@@ -263,7 +223,7 @@ def load_from_torch():
     for gate in oracles.GATES:
         rows = slice(order[gate] * hid, (order[gate] + 1) * hid)
         for name, want in ((f"U_{gate}", w_ih[rows]), (f"W_{gate}", w_hh[rows]), (f"b_{gate}", bias[rows])):
-            got = after[name].detach().cpu()
+            got = after[name].value
             if close(got, want, atol=1e-6, rtol=1e-6):
                 continue
             source = {"U": "weight_ih", "W": "weight_hh", "b": "bias_ih + bias_hh"}[name[0]]
@@ -280,3 +240,11 @@ def load_from_torch():
                 raise GradingFailure(f"{name} holds rows of the other matrix: U_* come from weight_ih (input), "
                                      "W_* from weight_hh (hidden).")
             raise GradingFailure(f"{name} does not hold rows {rows.start}:{rows.stop} of {source}.")
+
+
+class _Weights:
+    """The grader's copy of the weights it loaded into the kernel's nn.LSTMCell, under the same names."""
+
+    def __init__(self, weights):
+        for name, value in weights.items():
+            setattr(self, name, value)

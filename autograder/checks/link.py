@@ -1,0 +1,59 @@
+"""How a hidden test reaches the student's code: one exchange with the kernel's probe at a time.
+
+A ``Link`` sends a request (a dict of plain data, ``autograder.kernel.wire``) and returns the probe's reply.
+While grading, the link is the grader's own executor (``autograder.execute.ResilientExecute``): it sends the
+request as a line of code to the sandboxed kernel and reads the reply from the kernel's messages. Run in a
+plain kernel (``make solutions``, an instructor trying a test), a hidden test opens a ``LocalLink``, which
+runs the probe in the same process, through the same encoding.
+"""
+
+import contextlib
+
+from ..kernel import wire
+
+
+class ExchangeFailed(Exception):
+    """No usable reply: the probe was missing, replaced by something that did not answer, or garbled."""
+
+
+class ExchangeTimeout(ExchangeFailed):
+    """The student's code did not return in time (the kernel was interrupted)."""
+
+
+class Link:
+    def exchange(self, request: dict) -> dict:
+        raise NotImplementedError
+
+
+class LocalLink(Link):
+    """The probe in this process, on ``namespace`` (a plain kernel's user namespace)."""
+
+    def __init__(self, namespace: dict):
+        from ..kernel.probe import Probe
+
+        self.probe = Probe(namespace)
+
+    def exchange(self, request: dict) -> dict:
+        reply = self.probe.answer(wire.loads(wire.dumps(request)))
+        return wire.loads(wire.dumps(reply))
+
+
+_current: list[Link] = []
+
+
+def current() -> Link | None:
+    return _current[-1] if _current else None
+
+
+@contextlib.contextmanager
+def using(link: Link):
+    _current.append(link)
+    try:
+        yield link
+    finally:
+        _current.pop()
+
+
+def request_code(request: dict) -> str:
+    """The line of code the kernel runs for one exchange."""
+    return f"__import__('autograder.kernel.probe', fromlist=['answer']).answer({wire.dumps(request)!r})"
