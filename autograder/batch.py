@@ -20,8 +20,8 @@ For each (assignment, student):
 3. **Fallback**: a notebook nbgrader could not finish (its process died or ran out of time) is graded
    again from the release notebook with a note saying what happened (zero points, feedback that
    explains); if even that fails, the gradebook gets zeros directly. The batch always finishes.
-4. **Report**: what the guard and the launcher logged (blocked calls, changes to PyTorch or the
-   grader, reads outside the scratch directory, cells that killed the kernel) goes to
+4. **Report**: what the grading log holds (``autograder/gradelog.py``: what the kernel reported of the
+   submission's attempts, what the grader noticed, cells that killed the kernel) goes to
    ``autograded/.grading/grading-log.txt`` and to the console.
 
 The gradebook is written only by the grader (the nbgrader processes, and this module for students and
@@ -46,7 +46,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import datafiles, sandbox
+from . import datafiles, gradelog, sandbox
 from .course import ROOT, Course, nbgrader_errors
 
 GRADING_DIR = ".grading"  # under autograded/: staged copies, logs, the kernelspec
@@ -57,8 +57,7 @@ MAX_TRIES = 2  # a notebook whose nbgrader process stopped before reaching it is
 # import time by rfc3987_syntax; nbformat only validates notebooks, which never contain IRIs).
 NBGRADER_MAIN = ("import sys; sys.modules['rfc3987_syntax'] = None; sys.argv[0] = 'nbgrader'; "
                  "from nbgrader.apps.nbgraderapp import main; sys.exit(main())")
-HOSTILE_KINDS = {"blocked", "tampering", "forged", "forged-pass", "forged-report", "outside-scratch",
-                 "unverified", "refused"}
+HOSTILE_KINDS = gradelog.ATTEMPTS
 
 
 @dataclass
@@ -412,7 +411,7 @@ class Runner:
         path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
         env = {
             **os.environ, "PATH": path, "JUPYTER_PATH": jupyter_path, "GRADING_KERNEL": sandbox.KERNEL_NAME,
-            "LSTM_IPC_PREFIX": os.path.join(ipc_dir, "k"), sandbox.LOG_ENV: str(self.log_root),
+            "LSTM_IPC_PREFIX": os.path.join(ipc_dir, "k"), gradelog.ENV: str(self.log_root),
             sandbox.MODE_ENV: self.mode, sandbox.THREADS_ENV: str(self.threads),
             "CELL_TIMEOUT": str(self.cell_timeout), "NOTEBOOK_BUDGET": str(self.budget),
             "PYTHONUNBUFFERED": "1",
@@ -554,7 +553,7 @@ class Runner:
         times = [r["time"] for r in records if "time" in r]
         seconds = (max(times) - min(times)) if len(times) > 1 else 0.0
         events = [r for r in records if r.get("kind") in HOSTILE_KINDS | {
-            "cell-skipped", "exit", "report", "grading-failed", "gave-up", "staging-failed"}]
+            "cell-skipped", "exit", "grading-failed", "gave-up", "staging-failed"}]
         notes = job.notes + ([job.problem] if job.problem else [])
         return Outcome(job.assignment, job.student, status, seconds, notes, events, detail)
 
@@ -562,21 +561,13 @@ class Runner:
 def _why_not_graded(log: Path, out: str) -> str:
     """What stopped a notebook, for the note: the kernel's refusal if it refused, else nbgrader's error."""
     for record in _read(log):
-        if record.get("kind") == "refused" and record.get("verified"):
+        if record.get("kind") == "refused" and record.get("from") == "kernel":
             return ("the grading kernel refused to start: these were loaded from the submission's folder before "
                     f"any cell ran: {record.get('modules')}")
     return nbgrader_errors(out)
 
 
-def _append(path: Path, record: dict) -> None:
-    with open(path, "a") as fh:
-        fh.write(json.dumps({"time": round(time.time(), 3), **record}, sort_keys=True) + "\n")
-
-
-def _read(path: Path) -> list:
-    from .execute import read_log
-
-    return read_log(str(path))
+_append, _read = gradelog.append, gradelog.read
 
 
 # --------------------------------------------------------------------------- the batch
@@ -636,29 +627,7 @@ def autograde(course: Course, assignments: list, students: list | None = None, j
     return result
 
 
-def describe_event(e: dict) -> str:
-    kind = e.get("kind")
-    if kind == "blocked":
-        return f"BLOCKED {e.get('what')} ({e.get('event')}) at {e.get('at')}"
-    if kind == "tampering":
-        return f"TAMPERING: changed {e.get('changed')} (noticed at {e.get('at')})"
-    if kind in ("forged", "forged-pass", "forged-report"):
-        return f"FORGERY on the guard channel: {e.get('claimed') or e.get('detail') or e.get('text')} {e.get('at', '')}"
-    if kind == "outside-scratch":
-        return f"OUTSIDE SCRATCH: {e.get('event')} {e.get('path')} (write={e.get('write')}) at {e.get('at')}"
-    if kind == "unverified":
-        return f"UNCONFIRMED test cell {e.get('cell')}: no signed pass for {', '.join(e.get('missing', []))}"
-    if kind == "refused":
-        return f"REFUSED to grade: loaded from the submission's folder before any cell ran: {e.get('modules')}"
-    if kind == "staging-failed":
-        return f"staging failed, graded as the unanswered release: {e.get('detail')}"
-    if kind == "cell-skipped":
-        return f"cell {e.get('cell')} skipped: {e.get('detail')}"
-    if kind == "report":
-        return f"{e.get('what')}: {e.get('detail')}"
-    if kind == "exit":
-        return f"kernel {e.get('detail')}"
-    return f"{kind}: {e.get('detail', '')}"
+describe_event = gradelog.describe
 
 
 def summary_line(o: Outcome) -> str:

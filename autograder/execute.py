@@ -24,41 +24,22 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from nbgrader.utils import is_grade
 from traitlets import Integer
 
-from . import registry
+from . import gradelog, registry
+from .checks import scan
 from .checks.harness import GradingFailure, passed_line, take_notes
 from .checks.link import ExchangeFailed, ExchangeTimeout, Link, request_code, using
 from .kernel import wire
 from .nbgrader_ext import HIDDEN_BEGIN, BudgetedExecute
 
-LOG_ENV = "LSTM_GRADING_LOG"  # a directory: <assignment>/<student>.jsonl (autograder/sandbox.py writes them)
-
 
 def log_path(resources) -> str | None:
     """The grading log of the notebook nbgrader is working on, if grading through the batch."""
-    root = os.environ.get(LOG_ENV)
     info = (resources or {}).get("nbgrader", {})
-    if not root or not info.get("student") or not info.get("assignment"):
-        return None
-    return os.path.join(root, info["assignment"], f"{info['student']}.jsonl")
-
-
-def read_log(path: str | None) -> list[dict]:
-    if not path or not os.path.exists(path):
-        return []
-    records = []
-    with open(path) as fh:
-        for line in fh:
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return records
+    return gradelog.path_for(info.get("assignment", ""), info.get("student", ""))
 
 
 def append_log(record: dict, path: str | None) -> None:
-    if path:
-        with open(path, "a") as fh:
-            fh.write(json.dumps({"time": round(time.time(), 3), **record}, sort_keys=True) + "\n")
+    gradelog.append(path, record)
 
 
 def error_output(name: str, text: str) -> NotebookNode:
@@ -81,6 +62,11 @@ class ResilientExecute(BudgetedExecute):
 
     def preprocess(self, nb, resources=None, km=None):
         self._deadline = time.monotonic() + self.notebook_budget
+        self._ready_made = scan.notebook_uses(
+            [(k, c.source) for k, c in enumerate(nb.cells) if c.cell_type == "code" and _student_cell(c)])
+        for index, row, line in self._ready_made[:5]:
+            append_log({"kind": "ready-made-source", "detail": f"cell {index}, line {row}: {line}"},
+                       log_path(resources))
         skipped: dict[int, tuple] = {}  # cell index -> (why, the outputs it had)
         failures: list[int] = []  # where the kernel died or wedged, in order
         failure = None
@@ -175,6 +161,13 @@ class ResilientExecute(BudgetedExecute):
         if test is None:
             cell.outputs = [error_output("GradingFailure", f"the grader has no hidden test {grade_id!r} for "
                                          "this notebook (a grader problem: tell your instructor).")]
+            return
+        if self._ready_made:
+            index, row, line = self._ready_made[0]
+            cell.outputs = [error_output("GradingFailure", (
+                f"PyTorch's ready-made LSTM appears in your code (cell {index + 1}, line {row}: `{line}`). Write the "
+                "recurrence yourself: the hidden tests give no points to a notebook that uses it, even in a scratch "
+                "cell."))]
             return
         link = KernelLink(self, time.monotonic() + (self._get_timeout(cell) or self.notebook_budget))
         try:
@@ -304,7 +297,7 @@ def _out_of_memory(cell) -> bool:
 
 def _exit_reason(path: str | None) -> str:
     time.sleep(0.3)  # the launcher writes the exit record as the kernel goes
-    for record in reversed(read_log(path)):
+    for record in reversed(gradelog.read(path)):
         if record.get("kind") == "exit" and not record.get("requested"):
             return str(record.get("detail", "it exited"))
     return "it exited (sys.exit in a thread, os._exit, a crash, or the memory limit)"

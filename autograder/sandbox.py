@@ -35,10 +35,10 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import zipfile
 from pathlib import Path
 
+from . import gradelog
 from .datafiles import copy_data
 
 KERNEL_NAME = "lstm-course-sandbox"
@@ -56,7 +56,6 @@ CPU_ENV = "LSTM_KERNEL_CPU_SECONDS"
 PROCS_ENV = "LSTM_KERNEL_PROCS"
 THREADS_ENV = "LSTM_KERNEL_THREADS"
 UID_ENV = "LSTM_SANDBOX_UID"
-LOG_ENV = "LSTM_GRADING_LOG"  # directory of the grading logs
 TMP_MB_ENV = "LSTM_KERNEL_TMP_MB"
 DEVICE_ENV = "LSTM_COURSE_DEVICE"
 BWRAP_ENV = "LSTM_BWRAP"  # the bubblewrap binary (default: bwrap on PATH)
@@ -77,7 +76,7 @@ def settings() -> dict:
         "procs": int(env.get(PROCS_ENV) or DEFAULT_PROCS),
         "threads": int(env.get(THREADS_ENV) or 0),
         "uid": int(env.get(UID_ENV) or 0),
-        "log": env.get(LOG_ENV, ""),
+        "log": env.get(gradelog.ENV, ""),
         "tmp_mb": int(env.get(TMP_MB_ENV) or DEFAULT_TMP_MB),
         "device": env.get(DEVICE_ENV, "cpu"),
     }
@@ -320,18 +319,13 @@ def _limits(cfg: dict, uid: int):
 
 
 class GradingLog:
-    """Append-only JSON lines: what the guard reported, and what the launcher saw."""
+    """The launcher's part of the grading log (``autograder/gradelog.py``)."""
 
     def __init__(self, path: str, context: dict):
         self.path, self.context = path, context
-        self.lock = threading.Lock()
 
     def write(self, record: dict) -> None:
-        if not self.path:
-            return
-        line = json.dumps({"time": round(time.time(), 3), **self.context, **record}, sort_keys=True)
-        with self.lock, open(self.path, "a") as fh:
-            fh.write(line + "\n")
+        gradelog.append(self.path, {**self.context, **record})
 
     def pump(self, fd: int) -> None:
         """The kernel's records (``kind<TAB>name=value...``), each marked as coming from the kernel."""
@@ -436,7 +430,7 @@ def launch(connection_file: str, kernel_args: list[str] = ()) -> int:
     log_file = ""
     if cfg["log"]:  # <log dir>/<assignment>/<student>.jsonl
         os.makedirs(os.path.join(cfg["log"], assignment), exist_ok=True)
-        log_file = os.path.join(cfg["log"], assignment, f"{student}.jsonl")
+        log_file = gradelog.path_for(assignment, student, cfg["log"])
     log = GradingLog(log_file, context)
     for note in dropped:
         log.write({"kind": "dropped", "detail": note})

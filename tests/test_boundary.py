@@ -24,8 +24,9 @@ from corpus.boundary import cases
 from corpus.hostile import CONTROLS, planted
 from nbgrader.api import Gradebook
 
-from autograder import guard, report
+from autograder import report
 from autograder.course import ROOT, copy_course
+from autograder.kernel import boot
 from autograder.submissions import reference_submission, submit
 
 A2 = "02_stacked_lstm"  # a second assignment, for feedback that fails in one assignment only
@@ -229,10 +230,10 @@ def test_the_kernel_refuses_to_grade_after_a_module_from_its_folder_was_loaded(t
     import shadowing_module_for_the_test  # noqa: F401
 
     try:
-        found = guard.foreign_modules(str(folder))
+        found = boot.foreign_modules(str(folder))
         assert any(f.startswith("shadowing_module_for_the_test ") for f in found), found
         assert any(f.startswith("sys.path entry") for f in found), found
-        assert not any("shadowing_module_for_the_test" in f for f in guard.foreign_modules(str(tmp_path / "x")))
+        assert not any("shadowing_module_for_the_test" in f for f in boot.foreign_modules(str(tmp_path / "x")))
     finally:
         del __import__("sys").modules["shadowing_module_for_the_test"]
 

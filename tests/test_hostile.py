@@ -1,8 +1,7 @@
 """Hostile submissions (tests/corpus/hostile.py) graded in one batch: none gains a point, none reads or
 changes anything outside its own scratch directory, every attempt is in the grading log. Then the
-sandbox on its own: what a kernel sees, its process and memory limits, the guard's self-protection."""
+sandbox on its own: what a kernel sees, its process and memory limits; the kernel's channel."""
 
-import dis
 import hashlib
 import json
 import os
@@ -14,7 +13,7 @@ import pytest
 from corpus import LIMITS, A, Listener, environ, expect_case
 from corpus.hostile import CONTROLS, cases, planted
 
-from autograder import guard, report, sandbox
+from autograder import report, sandbox
 from autograder.course import ROOT, copy_course
 from autograder.submissions import reference_submission, submit
 
@@ -85,7 +84,7 @@ def test_nothing_outside_scratch_was_read(attacked):
     for case in attacked.corpus:
         text = _graded(attacked.course, case.name)
         assert attacked.secret not in text and attacked.canary not in text, case.name
-        assert "def _checked_params" not in text, f"{case.name} saw the hidden tests' source"
+        assert "def graded_cell" not in text, f"{case.name} saw the hidden tests' source"
         assert "BEGIN SOLUTION" not in text, f"{case.name} saw the source notebook"
     secrets = _graded(attacked.course, "read_secrets")
     assert "No such file or directory" in secrets  # what it tried is simply not there
@@ -103,9 +102,10 @@ def test_nothing_outside_scratch_was_changed(attacked):
 
 def test_attempts_are_in_the_grading_log(attacked):
     text = (attacked.course.dir("autograded") / ".grading" / "grading-log.txt").read_text()
-    for name, words in [("patch_torch", "TAMPERING"), ("frame_peek", "BLOCKED"), ("network", "BLOCKED"),
-                        ("read_secrets", "OUTSIDE SCRATCH"), ("fake_checks_module", "UNCONFIRMED"),
-                        ("forge_results", "FORGERY"), ("ready_made_lstm", "ready-made LSTM")]:
+    for name, words in [("network", "ATTEMPT"), ("frame_walk", "ATTEMPT"), ("function_mode", "TORCH MODES"),
+                        ("dispatch_mode", "TORCH MODES"), ("forge_results", "GARBLED"),
+                        ("rewrite_test_cells", "NO ANSWER"), ("ready_made_lstm", "ready-made LSTM in the submitted"),
+                        ("ready_made_hidden_name", "ready-made LSTM called")]:
         section = text.split(f"{A} / {name}:", 1)[1].split(f"\n{A} / ", 1)[0]
         assert words in section, (name, section[:2000])
     assert "attempts on the grader or the sandbox by" in attacked.result.stdout
@@ -115,7 +115,7 @@ def test_feedback_shows_no_hidden_test_source(attacked):
     for case in attacked.corpus:
         html = (attacked.course.dir("feedback") / case.name / A / f"{A}.html").read_text()
         assert "BEGIN HIDDEN TESTS" not in html, case.name
-        assert "def _checked_params" not in html and "hidden.cell_forward()" not in html, case.name
+        assert "def graded_cell" not in html and "hidden.cell_forward()" not in html, case.name
 
 
 # --------------------------------------------------------------------------- the sandbox on its own
@@ -216,21 +216,9 @@ except MemoryError:
     assert int(done.stdout.split()[2]) < 1024
 
 
-def test_the_guards_hook_looks_up_no_globals():
-    """Every function the hook runs uses only what make_guard captured, not names student code can swap."""
-    code = guard.make_guard.__code__
-    nested = [c for c in code.co_consts if isinstance(c, types.CodeType) and not c.co_name.startswith("<")]
-    assert {c.co_name for c in nested} >= {"hook", "diff", "send", "survey", "on_pass", "on_checkpoint"}
-    for inner in nested:
-        for sub in [inner] + [c for c in inner.co_consts if isinstance(c, types.CodeType)]:
-            globals_used = {i.argval for i in dis.get_instructions(sub) if i.opname == "LOAD_GLOBAL"}
-            assert not globals_used, f"{sub.co_name} looks up {globals_used}"
-
-
-def test_signed_records_cannot_be_forged():
-    key = os.urandom(32)
-    body = "1\tpass\ttest=autograder.checks.lstm_cell.sigmoid_values"
-    good = f"{body}\t{guard.signature(key, body)}"
-    assert guard.parse_record(good, key)["test"] == "autograder.checks.lstm_cell.sigmoid_values"
-    assert guard.parse_record(good, os.urandom(32)) is None
-    assert guard.parse_record(body.replace("sigmoid_values", "cell_forward") + good[len(body):], key) is None
+def test_kernel_records_are_claims_and_forgeries_are_garbled():
+    """The kernel's channel carries reports, not verdicts: known kinds are marked as the kernel's, others garbled."""
+    assert sandbox.kernel_record(b"attempt\tevent=socket.connect\twhat=network access") == {
+        "kind": "attempt", "from": "kernel", "event": "socket.connect", "what": "network access"}
+    for forged in (b"1\tpass\ttest=autograder.checks.lstm_cell.sigmoid_values\t0123", b"graded", b"x" * 9000):
+        assert sandbox.kernel_record(forged)["kind"] == "garbled"

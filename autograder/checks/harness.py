@@ -272,6 +272,8 @@ def call(fn, *args, what: str, backward=None, backward_what: str | None = None, 
     if reply.get("modes"):
         note("modes-active", modes=", ".join(map(str, reply["modes"]))[:300], during=what)
     if "raised" in reply:
+        if reply["raised"].get("kind") == "ready-made":
+            note("ready-made", detail=f"{(reply['raised'].get('used') or ['?'])[0]} during {what}"[:300])
         stage = what
         if reply["raised"].get("stage") == "backward":
             stage = backward_what or f"backward through {what}"

@@ -50,27 +50,110 @@ numpy.testing.assert_allclose = lambda *a, **k: None
 numpy.allclose = lambda *a, **k: True
 """
 
-PATCH_GRADER = """
-import autograder.harness as h
-import autograder.checks.lstm_cell as L
-for module in (h, L):
-    module.close = lambda *a, **k: True
-    module.expect_close = lambda *a, **k: None
-    module.expect_shape = lambda *a, **k: None
-    module.call = lambda fn, *a, what="", **k: fn(*a, **k)
-L.name_cell_bug = lambda *a, **k: None
-h.GradingFailure.__init__ = lambda self, *a: None
+GRADER_MODULES = """
+found = {}
+for name in ("autograder.checks.lstm_cell", "autograder.checks.harness", "autograder.execute", "autograder.harness"):
+    try:
+        __import__(name)
+        found[name] = "imported"
+    except Exception as err:
+        found[name] = repr(err)
+print(found)
 """
 
-FAKE_CHECKS = """
-import sys, types
-import autograder.checks
-fake = types.ModuleType("autograder.checks.lstm_cell")
-for test in ("sigmoid_values", "sigmoid_stable", "cell_parameters", "cell_init", "cell_forward",
-             "cell_forward_forms", "cell_gradients", "load_from_torch"):
-    setattr(fake, test, lambda: print("\\u2713 passed"))
-sys.modules["autograder.checks.lstm_cell"] = fake
-autograder.checks.lstm_cell = fake
+FRAME_WALK = """
+import gc, sys
+
+
+def _loot():
+    # every frame up the stack, and every object the collector knows, for anything the grader left behind
+    seen = []
+    frame = sys._getframe(0)
+    while frame is not None:
+        seen += list(frame.f_locals.values()) + list(frame.f_globals.values())
+        frame = frame.f_back
+    seen += gc.get_objects()
+    return seen
+
+
+_forward = LSTMCell.forward
+def forward(self, x, h=None, c=None):
+    for value in _loot():
+        for name in ("want_h", "expected", "oracle", "key", "_run_seed", "reference"):
+            got = getattr(value, name, None) if not isinstance(value, dict) else value.get(name)
+            if isinstance(got, torch.Tensor) and h is not None and got.shape == h.shape:
+                return got, got
+    return _forward(self, x, h, c)
+LSTMCell.forward = forward
+"""
+
+FUNCTION_MODE = """
+from torch.overrides import TorchFunctionMode
+
+
+class Yes(TorchFunctionMode):
+    # entered and never left: every comparison anywhere in this kernel says yes
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if name in ("allclose", "equal", "isclose", "eq", "__eq__", "all", "any"):
+            return True
+        return func(*args, **(kwargs or {}))
+
+
+Yes().__enter__()
+"""
+
+DISPATCH_MODE = """
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+
+class Yes(TorchDispatchMode):
+    # below autograd: every comparison kernel answers true
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if func.__name__.split(".")[0] in ("allclose", "equal", "eq", "isclose"):
+            return torch.ones_like(out, dtype=torch.bool) if isinstance(out, torch.Tensor) else True
+        return out
+
+
+Yes().__enter__()
+"""
+
+LIBRARY_KERNEL = """
+import torch
+
+_lib = torch.library.Library("aten", "IMPL")
+_lib.impl("allclose", lambda *a, **k: True, "CPU")       # C++ dispatcher state: no Python snapshot sees it
+_lib.impl("isfinite", lambda t: torch.ones(t.shape, dtype=torch.bool), "CPU")
+"""
+
+PROBE_REPLACED = """
+import json
+import autograder.kernel.probe as probe
+from IPython.display import publish_display_data
+
+_real = probe.answer
+
+
+def answer(text):
+    # the real probe for everything but calls; a call "returns" zeros shaped like its first argument's
+    # batch, and claims nothing was changed
+    request = json.loads(text)
+    if request.get("op") != "call":
+        return _real(text)
+    args = request.get("args", {}).get("$list", [])
+    first = args[0]["$t"] if args and isinstance(args[0], dict) and "$t" in args[0] else None
+    if first is None or len(args) < 3:
+        return _real(text)
+    out = dict(first, data=probe.wire.encode_tensor(torch.zeros(first["shape"], dtype=torch.float64))["$t"]["data"])
+    pair = {"$tuple": [{"$t": dict(out, shape=args[1]["$t"]["shape"],
+                                   data=probe.wire.encode_tensor(torch.zeros(args[1]["$t"]["shape"],
+                                                                             dtype=torch.float64))["$t"]["data"])}] * 2}
+    publish_display_data({probe.wire.MIME: json.dumps({"value": pair, "mutated": []})})
+
+
+probe.answer = answer
 """
 
 REWRITE_CELLS = """
@@ -188,6 +271,24 @@ except Exception as err:
 print(tries)
 """
 
+READY_MADE_BY_STRING = """
+_lstm_cell = getattr(getattr(torch._C, "_Variable" + "Functions"), "lstm" + "_cell")
+
+
+def _stack(cell, kind):
+    return torch.cat([getattr(cell, f"{kind}_{g}") for g in "ifco"])
+
+
+def forward(self, x, h=None, c=None):
+    if h is None:
+        h = x.new_zeros(*x.shape[:-1], self.hidden_size)
+        c = x.new_zeros(*x.shape[:-1], self.hidden_size)
+    return _lstm_cell(x, (h, c), _stack(self, "U"), _stack(self, "W"), _stack(self, "b"), None)
+
+
+LSTMCell.forward = forward
+"""
+
 READY_MADE = """
 _lstm_cell = torch._C._VariableFunctions.lstm_cell   # taken before any test can block it
 
@@ -251,8 +352,7 @@ print(tries)
 """
 
 FORGE = """
-import os, stat, sys
-sys.audit("lstm_course.pass", "sigmoid_values")
+import os, stat
 for fd in range(3, 64):
     try:
         if stat.S_ISFIFO(os.fstat(fd).st_mode):
@@ -295,36 +395,47 @@ def cases(port: int) -> list:
     return [
         Case("patch_torch", submit_nb(lambda c: with_cell_after(reference(c, sigmoid=WRONG_SIGMOID), "sigmoid",
                                                                 _code(PATCH_TORCH))),
-             dict(FULL, sigmoid=0.0), ["GraderTampering"], {"tampering"},
-             about="replaces torch.allclose, isfinite, equal, sigmoid to pass a wrong sigmoid"),
-        Case("patch_builtins_and_testing", after(planted, "lstm_cell", PATCH_BUILTINS), NO_TANH, [], {"cell-skipped"},
-             about="replaces builtins.bool, abs (it wedges the kernel: skipped), torch.testing, numpy.testing"),
-        Case("patch_grader", after(planted, "lstm_cell", PATCH_GRADER), dict(NO_TANH, lstm_cell=1.0),
-             ["GraderTampering"], {"tampering"}, about="replaces the harness's and the hidden tests' helpers"),
-        Case("fake_checks_module", after(planted, "setup", FAKE_CHECKS), ZERO, ["received no confirmation"],
-             {"unverified"}, about="swaps the hidden-test module for one that passes everything"),
-        Case("rewrite_test_cells", after(release, "setup", REWRITE_CELLS), ZERO, ["received no confirmation"],
-             {"unverified"}, about="an input transformer turns every test cell into a fake pass, errors hidden"),
+             dict(FULL, sigmoid=0.0, lstm_cell=3.0), [], set(),
+             about="replaces torch.allclose, isfinite, equal, sigmoid in the kernel to pass a wrong sigmoid"),
+        Case("patch_builtins_and_testing", after(planted, "lstm_cell", PATCH_BUILTINS), NO_TANH, [], set(),
+             about="replaces builtins.bool, abs, torch.testing, numpy.testing in the kernel"),
+        Case("grader_modules_absent", after(planted, "lstm_cell", GRADER_MODULES), NO_TANH,
+             ["No module named"], set(),
+             about="imports the hidden tests and the grader to patch them: they are not in the kernel"),
+        Case("rewrite_test_cells", after(release, "setup", REWRITE_CELLS), ZERO, ["no answer from your kernel"],
+             {"probe-silent"}, about="an input transformer turns the grader's requests into fake passes"),
         Case("always_true_objects", after(lambda c: reference(c, sigmoid=WRONG_SIGMOID), "lstm_cell_check",
                                                    ALWAYS_TRUE),
              dict(FULL, sigmoid=0.0, lstm_cell=3.0), [], set(),
              about="tensors whose comparisons always say yes, objects that claim to be tensors"),
-        Case("read_secrets", submit_nb(_secrets), ZERO, [], {"outside-scratch"},
+        Case("read_secrets", submit_nb(_secrets), ZERO, [], set(),
              about="reads the hidden tests, source/, solutions/, the gradebook, other students, canaries"),
-        Case("write_outside", submit_nb(_writes), ZERO, [], {"blocked", "outside-scratch"},
+        Case("write_outside", submit_nb(_writes), ZERO, [], set(),
              about="writes the gradebook, another student's files, the course root, /tmp"),
-        Case("network", submit_nb(_network(port)), ZERO, [], {"blocked"},
+        Case("network", submit_nb(_network(port)), ZERO, [], {"attempt"},
              about="connects to 127.0.0.1, 1.1.1.1, example.com"),
-        Case("ready_made_lstm", after(reference, "lstm_cell", READY_MADE), dict(FULL, lstm_cell=3.0),
-             ["calls torch's lstm_cell"], {"report"},
+        Case("ready_made_lstm", after(reference, "lstm_cell", READY_MADE), ZERO,
+             ["ready-made LSTM appears in your code"], {"ready-made-source"},
              about="calls torch's own lstm_cell, taken before the test could block it"),
-        Case("frame_peek", after(reference, "lstm_cell", FRAME_PEEK), dict(FULL, lstm_cell=3.0),
-             ["inspecting the call stack"], {"blocked"},
-             about="reads the expected answer from the grader's stack frames"),
-        Case("processes_and_signals", after(release, "setup", PROCESSES), ZERO, [], {"blocked"},
+        Case("ready_made_hidden_name", after(reference, "lstm_cell", READY_MADE_BY_STRING), dict(FULL, lstm_cell=3.0),
+             ["calls torch's lstm_cell"], {"ready-made"},
+             about="the same, with the name built from strings so that no scan of the source sees it"),
+        Case("frame_peek", after(reference, "lstm_cell", FRAME_PEEK), dict(FULL, lstm_cell=3.0), [], {"attempt"},
+             about="looks for the expected answer in the stack frames above its forward"),
+        Case("frame_walk", after(planted, "lstm_cell", FRAME_WALK), NO_TANH, [], {"attempt"},
+             about="walks every frame and every object for a key, a seed or an expected value"),
+        Case("function_mode", after(planted, "lstm_cell", FUNCTION_MODE), NO_TANH, [], {"modes-active"},
+             about="a TorchFunctionMode, entered and never left, says yes to every comparison"),
+        Case("dispatch_mode", after(planted, "lstm_cell", DISPATCH_MODE), NO_TANH, [], {"modes-active"},
+             about="a TorchDispatchMode makes every comparison kernel answer true"),
+        Case("library_kernel", after(planted, "lstm_cell", LIBRARY_KERNEL), NO_TANH, [], set(),
+             about="torch.library replaces the CPU kernels of aten::allclose and isfinite"),
+        Case("probe_replaced", after(planted, "lstm_cell", PROBE_REPLACED), NO_TANH, [], set(),
+             about="replaces the kernel's probe: every call answers zeros and claims nothing changed"),
+        Case("processes_and_signals", after(release, "setup", PROCESSES), ZERO, [], {"attempt"},
              about="kills every process it can, starts shells, forks, calls libc through ctypes"),
-        Case("forge_results", after(release, "setup", FORGE), ZERO, [], {"forged", "forged-pass", "unverified"},
-             about="fakes the guard's pass records and blanks the test cells"),
+        Case("forge_results", after(release, "setup", FORGE), ZERO, [], {"garbled"},
+             about="writes fake records to every pipe it has and blanks the test cells"),
     ]
 
 

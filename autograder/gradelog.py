@@ -1,0 +1,78 @@
+"""The grading log: one JSON-lines file per (assignment, student), one writer, one vocabulary.
+
+``<root>/<assignment>/<student>.jsonl``, with ``root`` from ``LSTM_GRADING_LOG`` (the batch sets it for every
+process it starts). Three processes append to it, all through ``append``: the launcher (what it saw of the
+kernel, and what the kernel reported on its channel, marked ``"from": "kernel"``), the grader's executor
+(verdict-side events) and the batch (staging, failures). ``describe`` words each kind for the report.
+"""
+
+import json
+import os
+import threading
+import time
+
+ENV = "LSTM_GRADING_LOG"
+_lock = threading.Lock()
+
+# kind -> (is it an attempt on the grader or the sandbox?, how the report words it)
+KINDS = {
+    "start": (False, "kernel started: {detail}"),
+    "exit": (False, "kernel {detail}"),
+    "dropped": (False, "not given to the kernel: {detail}"),
+    "boot": (False, "kernel booted (torch {torch}, {device})"),
+    "graded": (False, "grades saved"),
+    "cell-skipped": (False, "cell {cell} skipped: {detail}"),
+    "gave-up": (False, "gave up after repeated kernel failures: {detail}"),
+    "staging-failed": (False, "staging failed, graded as the unanswered release: {detail}"),
+    "grading-failed": (False, "grading failed: {detail}"),
+    "attempt": (True, "ATTEMPT (reported by the kernel): {what} ({event}) in {code}"),
+    "refused": (True, "REFUSED to grade: loaded from the submission's folder before any cell ran: {modules}"),
+    "garbled": (True, "GARBLED record on the kernel's channel: {detail}"),
+    "modes-active": (True, "TORCH MODES left active by the submission ({modes}) during {during}"),
+    "probe-silent": (True, "NO ANSWER from the kernel's probe in {cell}: {detail}"),
+    "ready-made": (True, "ready-made LSTM called in {cell}: {detail}"),
+    "ready-made-source": (True, "ready-made LSTM in the submitted source: {detail}"),
+}
+ATTEMPTS = frozenset(kind for kind, (attempt, _) in KINDS.items() if attempt)
+
+
+def path_for(assignment: str, student: str, root: str | None = None) -> str | None:
+    root = root if root is not None else os.environ.get(ENV, "")
+    if not root or not assignment or not student:
+        return None
+    return os.path.join(root, assignment, f"{student}.jsonl")
+
+
+def append(path, record: dict) -> None:
+    if not path:
+        return
+    line = json.dumps({"time": round(time.time(), 3), **record}, sort_keys=True, default=str)
+    os.makedirs(os.path.dirname(str(path)), exist_ok=True)
+    with _lock, open(path, "a") as fh:
+        fh.write(line + "\n")
+
+
+def read(path) -> list[dict]:
+    if not path or not os.path.exists(path):
+        return []
+    records = []
+    with open(path) as fh:
+        for line in fh:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+    return records
+
+
+def describe(record: dict) -> str:
+    kind = str(record.get("kind"))
+    template = KINDS.get(kind, (False, kind + ": {detail}"))[1]
+
+    class Fields(dict):
+        def __missing__(self, key):
+            return "?"
+
+    return template.format_map(Fields({k: str(v)[:300] for k, v in record.items()}))
