@@ -3,10 +3,12 @@
 The oracle is exact: since sigma(-a) = 1 - sigma(a), a ``torch.nn.LSTMCell`` (or ``torch.nn.LSTM``) whose
 input-gate rows of ``weight_ih``, ``weight_hh`` and ``bias_ih`` are the *negated* forget-gate rows (and
 whose ``bias_hh`` is zero) computes i_t = 1 - f_t, i.e. the coupled cell. The tests build it from the
-student's own parameters, in float64 on CPU, and run the student's module on the grading device.
+grader's own weights (loaded into the student's module), in float64 on CPU, and run the student's module
+on the grading device.
 
-The ``CoupledLSTM`` tests put a correct coupled cell in place of the student's ``CoupledLSTMCell``
-(after checking that ``cell_class`` names it), so a mistake in the cell costs points only once.
+The ``CoupledLSTM`` tests build the stack from a subclass (made in the kernel) whose ``cell_class`` is a
+correct coupled cell (after checking that ``cell_class`` names the student's), so a mistake in the cell
+costs points only once.
 """
 
 import math
@@ -14,20 +16,19 @@ import math
 import torch
 import torch.nn as nn
 
-from .. import oracles
-from ..harness import (
+from . import _cell, oracles
+from ._cell import F64
+from .harness import (
     GradingFailure,
-    attributes_replaced,
+    Remote,
     call,
     close,
-    device,
     expect_close,
     expect_shape,
+    fixture,
     hidden_test,
     student,
 )
-from . import _cell
-from ._cell import CPU, F64
 
 INPUT_GATE = ("W_i", "U_i", "b_i")
 COUPLED_PARAMS = tuple(name for name in oracles.CELL_PARAMS if name not in INPUT_GATE)  # the nine
@@ -64,38 +65,6 @@ def coupled_grads(ref: nn.LSTMCell) -> dict[str, torch.Tensor]:
     for kind in "WUb":
         out[f"{kind}_f"] = grads[f"{kind}_f"] - grads[f"{kind}_i"]
     return out
-
-
-def all_params(module) -> dict[str, torch.Tensor]:
-    """Every registered parameter, detached, as float64 CPU tensors."""
-    return {name: p.detach().to(CPU, F64) for name, p in module.named_parameters()}
-
-
-class ReferenceCoupledCell(nn.Module):
-    """A correct coupled cell with the contract's nine parameters (used in place of the student's in the
-    ``CoupledLSTM`` tests so that a cell bug costs points only once)."""
-
-    def __init__(self, input_size, hidden_size):
-        super().__init__()
-        self.input_size = input_size
-        self.hidden_size = hidden_size
-        for name in COUPLED_PARAMS:
-            columns = {"W": (hidden_size,), "U": (input_size,), "b": ()}[name[0]]
-            shape = (hidden_size, *columns)
-            setattr(self, name, nn.Parameter(torch.empty(shape)))
-        self.reset_parameters()
-
-    def reset_parameters(self):
-        k = 1 / math.sqrt(self.hidden_size)
-        for p in self.parameters():
-            nn.init.uniform_(p, -k, k)
-
-    def forward(self, x, h=None, c=None):
-        if h is None:
-            h = x.new_zeros(*x.shape[:-1], self.hidden_size)
-        if c is None:
-            c = x.new_zeros(*x.shape[:-1], self.hidden_size)
-        return oracles.lstm_cell_step(dict(self.named_parameters()), x, h, c, coupled=True)
 
 
 # --------------------------------------------------------------------------- naming the bug
@@ -174,9 +143,9 @@ def name_bug(params, x, h, c, got_h, got_c) -> str:
 def _cell_class():
     cls = student("CoupledLSTMCell")
     base = student("LSTMCell")
-    if not isinstance(cls, type) or not issubclass(cls, nn.Module):
+    if not (isinstance(cls, Remote) and cls.is_type and cls.module_class):
         raise GradingFailure("CoupledLSTMCell should be a class: class CoupledLSTMCell(LSTMCell).")
-    if not issubclass(cls, base):
+    if not cls.issubclass(base):
         raise GradingFailure(
             "CoupledLSTMCell should subclass the given LSTMCell (class CoupledLSTMCell(LSTMCell)), so "
             "that it reuses its parameters, reset_parameters and preactivation."
@@ -192,9 +161,9 @@ def _asks_for_input_gate(message: str) -> bool:
     return any(f"'{name}'" in message for name in INPUT_GATE)
 
 
-def _call_cell(cell, *args, what):
+def _call_cell(cell, *args, what, **options):
     try:
-        return call(cell, *args, what=what)
+        return call(cell, *args, what=what, **options)
     except GradingFailure as failure:
         if _asks_for_input_gate(str(failure)):
             raise GradingFailure(
@@ -237,17 +206,20 @@ class Cell(_cell.CellSpec):
 
 
 @hidden_test
-def cell_parameters():
+def coupled_cell_parameters():
     """CoupledLSTMCell registers exactly nine parameters (no W_i, U_i, b_i), initialised like LSTMCell's."""
     inp, hid = 5, 3
     cell = _make_cell(inp, hid)
+    if not (isinstance(cell, Remote) and cell.is_module):
+        raise GradingFailure("CoupledLSTMCell should be a class: class CoupledLSTMCell(LSTMCell).")
     for attr, value in (("input_size", inp), ("hidden_size", hid)):
-        if getattr(cell, attr, None) != value:
+        got = cell.attr(attr)
+        if type(got) is not int or got != value:
             raise GradingFailure(
-                f"CoupledLSTMCell({inp}, {hid}).{attr} should be {value}, got {getattr(cell, attr, None)!r}: "
+                f"CoupledLSTMCell({inp}, {hid}).{attr} should be {value}, got {got!r}: "
                 "call super().__init__(input_size, hidden_size)."
             )
-    names = {n for n, _ in cell.named_parameters()}
+    names = set(cell.params())
     kept = [n for n in INPUT_GATE if n in names]
     if kept:
         raise GradingFailure(
@@ -261,22 +233,20 @@ def cell_parameters():
         raise GradingFailure(
             f"CoupledLSTMCell has parameters beyond the nine of the contract: {', '.join(extra)}."
         )
-    keys = set(cell.state_dict())
+    keys = set(cell.method("state_dict", what="CoupledLSTMCell.state_dict()") or ())
     if keys != set(COUPLED_PARAMS):
         raise GradingFailure(f"state_dict keys are {sorted(keys)}, expected the nine parameter names.")
     full = 4 * hid * (hid + inp + 1)
-    count = sum(p.numel() for p in cell.parameters())
+    count = sum(p.value.numel() for p in params.values())
     if count * 4 != full * 3:
         raise GradingFailure(f"CoupledLSTMCell({inp}, {hid}) has {count} weights, expected {full * 3 // 4} "
                              f"(three quarters of LSTMCell's {full}).")
     k = 1 / math.sqrt(hid)
-    with torch.no_grad():
-        for p in cell.parameters():
-            p.fill_(5.0)
-    call(cell.reset_parameters, what="CoupledLSTMCell.reset_parameters()")
-    for name, p in cell.named_parameters():
-        hi = p.detach().abs().max().item()
-        if not math.isfinite(hi) or hi > k * (1 + 1e-6) or p.detach().std().item() == 0:
+    cell.load({name: torch.full(p.value.shape, 5.0) for name, p in params.items()})
+    cell.method("reset_parameters", what="CoupledLSTMCell.reset_parameters()")
+    for name, p in cell.params().items():
+        hi = p.value.double().abs().max().item()
+        if not math.isfinite(hi) or hi > k * (1 + 1e-6) or p.value.double().std().item() == 0:
             raise GradingFailure(
                 f"after reset_parameters(), {name} is not drawn from U(-k, k) with k = 1/sqrt(hidden_size) = "
                 f"{k:.4g} (max |value| {hi:.3g}). The inherited reset_parameters does this for the nine."
@@ -285,13 +255,13 @@ def cell_parameters():
 
 
 @hidden_test
-def cell_forward():
+def coupled_cell_forward():
     """CoupledLSTMCell.forward computes c_t = f_t c_{t-1} + (1 - f_t) c~_t on batches with random h and c."""
     _cell.forward_test(Cell)
 
 
 @hidden_test
-def cell_forward_forms():
+def coupled_cell_forms():
     """CoupledLSTMCell.forward handles unbatched 1-D inputs and missing states (zeros like the input)."""
     cell = _cell.forms_test(Cell)
     got_h, got_c, want_h, want_c = _cell.without_states(Cell, cell, torch.randn(5, dtype=F64), 4,
@@ -304,7 +274,7 @@ def cell_forward_forms():
 
 
 @hidden_test
-def cell_gradients():
+def coupled_cell_gradients():
     """Gradients of all nine parameters and of x, h and c match the reference."""
     _cell.gradients_test(Cell)
 
@@ -315,13 +285,13 @@ def cell_gradients():
 def _lstm_class():
     cls = student("CoupledLSTM")
     base = student("LSTM")
-    if not isinstance(cls, type) or not issubclass(cls, base):
+    if not (isinstance(cls, Remote) and cls.is_type and cls.issubclass(base)):
         raise GradingFailure("CoupledLSTM should subclass the given LSTM: class CoupledLSTM(LSTM).")
     cell_cls = student("CoupledLSTMCell")
-    got = getattr(cls, "cell_class", None)
-    if got is not cell_cls:
+    got = cls.attr("cell_class")
+    if got != cell_cls:
         name = getattr(got, "__name__", repr(got))
-        hint = " (inherited from LSTM)" if "cell_class" not in cls.__dict__ else ""
+        hint = " (inherited from LSTM)" if not _defines(cls, "cell_class") else ""
         raise GradingFailure(
             f"CoupledLSTM.cell_class is {name}{hint}: set the class attribute cell_class = CoupledLSTMCell, "
             "so that the inherited __init__ builds its layers from coupled cells."
@@ -329,33 +299,59 @@ def _lstm_class():
     return cls
 
 
+def _defines(cls, name) -> bool:
+    """``name in cls.__dict__``: the class body itself sets it."""
+    own = cls.attr("__dict__")
+    return isinstance(own, Remote) and own.method("__contains__", name, what=f"{cls.__name__}.__dict__") is True
+
+
 def _make_lstm(cls, inp, hid, num_layers, batch_first=False):
+    """The stack built by the student's class with a correct coupled cell as its ``cell_class``; returns the
+    model and its layers (checked)."""
     what = f"CoupledLSTM({inp}, {hid}, num_layers={num_layers}, batch_first={batch_first})"
-    with attributes_replaced([(cls, "cell_class", ReferenceCoupledCell)]):
-        model = call(cls, inp, hid, num_layers=num_layers, batch_first=batch_first, what=what)
-    layers = getattr(model, "layers", None)
-    if not isinstance(layers, nn.ModuleList) or len(layers) != num_layers:
+    reference_cell = fixture("CoupledCell")
+    built = fixture("subclass", cls, "CoupledLSTM", {"cell_class": reference_cell})
+    model = call(built, inp, hid, num_layers=num_layers, batch_first=batch_first, what=what)
+    layers = model.attr("layers") if isinstance(model, Remote) else None
+    if not (isinstance(layers, Remote) and layers.is_module and layers.length == num_layers):
         raise GradingFailure(f"{what}.layers should be an nn.ModuleList of {num_layers} cells; "
                              "keep the inherited __init__ (set only cell_class).")
-    coupled = (ReferenceCoupledCell, student("CoupledLSTMCell"))  # built from cell_class, or directly
-    for k, layer in enumerate(layers):
-        if not isinstance(layer, coupled):
+    coupled = (reference_cell, student("CoupledLSTMCell"))  # built from cell_class, or directly
+    cells = []
+    for k in range(num_layers):
+        layer = layers.item(k, what=f"{what}.layers[{k}]")
+        if not (isinstance(layer, Remote) and any(layer.isinstance(c) for c in coupled)):
             raise GradingFailure(
-                f"{what}.layers[{k}] is a {type(layer).__name__}, not a coupled cell: keep the inherited "
+                f"{what}.layers[{k}] is a {_kind(layer)}, not a coupled cell: keep the inherited "
                 "__init__, which builds every layer with self.cell_class."
             )
         want = inp if k == 0 else hid
-        got = (getattr(layer, "input_size", None), getattr(layer, "hidden_size", None))
+        got = (layer.attr("input_size"), layer.attr("hidden_size"))
         if got != (want, hid):
             raise GradingFailure(
                 f"{what}.layers[{k}] maps {got[0]} -> {got[1]}, expected {want} -> {hid}: layer 0 reads the "
                 "input, every other layer the h of the layer below. The inherited __init__ does this."
             )
+        cells.append(layer)
+    return model, cells
+
+
+def _kind(value) -> str:
+    """The type name of a value of the kernel (``type(value).__name__``)."""
+    return value.type_name if isinstance(value, Remote) else type(value).__name__
+
+
+def _graded_lstm(cls, inp, hid, num_layers, batch_first=False):
+    """``_make_lstm`` in float64 on the device, every layer holding the grader's weights (``model.weights``)."""
+    model, cells = _make_lstm(cls, inp, hid, num_layers, batch_first)
+    _cell.to_device(model, f"CoupledLSTM({inp}, {hid}, num_layers={num_layers}).to(device, torch.float64)")
+    model.weights = [_cell.fill_uniform(layer, Cell.fill) for layer in cells]
+    model.cells = cells
     return model
 
 
 @hidden_test
-def lstm_class():
+def coupled_lstm_class():
     """CoupledLSTM subclasses LSTM with cell_class = CoupledLSTMCell: every layer is a coupled cell."""
     cls = _lstm_class()
     _make_lstm(cls, 5, 4, 3)
@@ -364,23 +360,22 @@ def lstm_class():
     except GradingFailure:
         return  # the student's cell cannot be built: its own tests say why
     cell_cls = student("CoupledLSTMCell")
-    for k, layer in enumerate(model.layers):
-        if not isinstance(layer, cell_cls):
+    layers = model.attr("layers") if isinstance(model, Remote) else None
+    count = (layers.length or 0) if isinstance(layers, Remote) else 0
+    for k in range(count):
+        layer = layers.item(k, what=f"CoupledLSTM(5, 4).layers[{k}]")
+        if not (isinstance(layer, Remote) and layer.isinstance(cell_cls)):
             raise GradingFailure(
-                f"CoupledLSTM(5, 4).layers[{k}] is a {type(layer).__name__}, not a CoupledLSTMCell."
+                f"CoupledLSTM(5, 4).layers[{k}] is a {_kind(layer)}, not a CoupledLSTMCell."
             )
 
 
 def _expect_run(model, x, states, label, batch_first=False):
-    dev = device()
-    layers = [all_params(layer) for layer in model.layers]
-    ref = torch_coupled_lstm_from(layers)
-    args = [x.to(dev)] + [s.to(dev) for s in states]
-    copies = [a.clone() for a in args]
-    out = call(model, *args, what=f"CoupledLSTM.forward ({label})")
-    for before, after in zip(copies, args, strict=True):
-        if not torch.equal(before, after):
-            raise GradingFailure(f"CoupledLSTM.forward ({label}) changed the caller's tensors in place.")
+    ref = torch_coupled_lstm_from(model.weights)
+    report = {}
+    out = call(model, x, *states, what=f"CoupledLSTM.forward ({label})", report=report)
+    if report["mutated"]:
+        raise GradingFailure(f"CoupledLSTM.forward ({label}) changed the caller's tensors in place.")
     if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], tuple) and len(out[1]) == 2):
         raise GradingFailure(f"CoupledLSTM.forward ({label}) should return (output, (h_n, c_n)).")
     output, (h_n, c_n) = out
@@ -395,38 +390,37 @@ def _expect_run(model, x, states, label, batch_first=False):
 
 
 @hidden_test
-def lstm_forward():
+def coupled_lstm_forward():
     """CoupledLSTM.forward and its gradients match a tied torch.nn.LSTM: batched, batch_first, unbatched."""
     cls = _lstm_class()
-    torch.manual_seed(3)
     seq, batch, inp, hid, layers = 6, 3, 5, 4, 2
-    model = _make_lstm(cls, inp, hid, layers).to(device(), F64)
+    model = _graded_lstm(cls, inp, hid, layers)
     x = torch.randn(seq, batch, inp, dtype=F64)
     h0, c0 = torch.randn(layers, batch, hid, dtype=F64), torch.randn(layers, batch, hid, dtype=F64)
     _expect_run(model, x, (h0, c0), "seq_len=6, batch=3, random h0 and c0 per layer")
 
     # Gradients through the stack, for every layer's parameters and the input.
-    ref = torch_coupled_lstm_from([all_params(layer) for layer in model.layers])
+    ref = torch_coupled_lstm_from(model.weights)
     xr = x.clone().requires_grad_(True)
     want_out, _ = ref(xr, (h0, c0))
     weight = torch.randn_like(want_out)
     (want_out * weight).sum().backward()
-    xs = x.to(device()).requires_grad_(True)
-    got_out, _ = call(model, xs, h0.to(device()), c0.to(device()), what="CoupledLSTM.forward")
-    call((got_out * weight.to(device())).sum().backward, what="backward through CoupledLSTM")
-    expect_close(xs.grad, xr.grad, "the gradient with respect to the input x")
-    for k, layer in enumerate(model.layers):
+    _, grads = call(model, x.clone().requires_grad_(True), h0, c0, what="CoupledLSTM.forward",
+                    backward=[weight, None, None], backward_what="backward through CoupledLSTM")
+    expect_close(grads[0] if grads else None, xr.grad, "the gradient with respect to the input x")
+    for k, layer in enumerate(model.cells):
+        params = layer.params()
         grads = {kind: getattr(ref, f"{name}_l{k}").grad for kind, name in
                  (("U", "weight_ih"), ("W", "weight_hh"), ("b", "bias_ih"))}
         for kind, g in grads.items():
             i_rows, f_rows, _, _ = g.chunk(4)  # PyTorch's rows i, f, g, o; the i rows are tied to -f
             want = f_rows - i_rows
-            got = getattr(layer, f"{kind}_f").grad
+            got = params[f"{kind}_f"].grad if f"{kind}_f" in params else None
             if got is None:
                 raise GradingFailure(f"layers[{k}].{kind}_f got no gradient through CoupledLSTM.")
             expect_close(got, want, f"the gradient of layers[{k}].{kind}_f")
 
-    model3 = _make_lstm(cls, inp, hid, 3, batch_first=True).to(device(), F64)
+    model3 = _graded_lstm(cls, inp, hid, 3, batch_first=True)
     _expect_run(model3, torch.randn(batch, seq - 1, inp, dtype=F64), (),
                 "batch_first=True, three layers, no initial state", batch_first=True)
     xu = torch.randn(seq, inp, dtype=F64)

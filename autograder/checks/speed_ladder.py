@@ -10,17 +10,14 @@ import itertools
 import math
 
 import torch
-import torch._dynamo  # noqa: F401  (see below)
 import torch.nn as nn
 
-from ..harness import GradingFailure, call, close, hidden_test, student
 from . import _cell
 from ._cell import F64
+from .harness import GradingFailure, Remote, call, close, hidden_test, student
 
-# Importing torch._dynamo rebinds torch.manual_seed (to a dynamo-disabled wrapper).
-# The notebook calls torch.compile, which
-# imports it lazily; the grading kernel's guard imports this module before it snapshots torch, so the
-# rebinding happens before the snapshot and is not mistaken for the student's code changing torch.
+# The tests never compile anything (the notebook's own cells call torch.compile, or torch.jit.script while
+# nbgrader grades): they run the student's cell as it is, eagerly, through the probe.
 
 PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 ORDER = "ifgo"  # PyTorch's stripes
@@ -39,7 +36,7 @@ def _shapes(input_size, hidden_size):
 def _make_cell(input_size, hidden_size):
     cls = student("FusedLSTMCell")
     cell = call(cls, input_size, hidden_size, what=f"FusedLSTMCell({input_size}, {hidden_size})")
-    if not isinstance(cell, nn.Module):
+    if not (isinstance(cell, Remote) and cell.is_module):
         raise GradingFailure("FusedLSTMCell must subclass nn.Module (class FusedLSTMCell(nn.Module)).")
     return cell
 
@@ -68,9 +65,12 @@ def _wrong_shape(name, got, want):
 
 
 def _reference(input_size, hidden_size, spread=0.9):
-    """A float64 nn.LSTMCell with random weights and two different biases (so dropping one shows)."""
+    """A float64 nn.LSTMCell (on this side) with random weights and two different biases (so dropping one
+    shows)."""
     ref = nn.LSTMCell(input_size, hidden_size).to(F64)
-    _cell.fill_uniform(ref, spread)
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.uniform_(-spread, spread)
     return ref
 
 
@@ -152,9 +152,9 @@ class Fused(_cell.CellSpec):
                      "gradients do too: fix forward first.")
 
     @staticmethod
-    def invoke(cell, x, *states, what):
+    def invoke(cell, x, *states, what, **options):
         try:
-            return call(cell, x, *states, what=what)
+            return call(cell, x, *states, what=what, **options)
         except GradingFailure as failure:
             if x.dim() == 1 and "out of range" in str(failure):
                 raise GradingFailure(f"{failure} For one example the gates are 1-D: split them with "
@@ -171,12 +171,13 @@ def fused_parameters():
     inp, hid = 5, 3
     cell = _make_cell(inp, hid)
     for attr, value in (("input_size", inp), ("hidden_size", hid)):
-        if getattr(cell, attr, None) != value:
+        got = cell.attr(attr)
+        if type(got) is not int or got != value:
             raise GradingFailure(
-                f"FusedLSTMCell({inp}, {hid}).{attr} should be {value}, got {getattr(cell, attr, None)!r}."
+                f"FusedLSTMCell({inp}, {hid}).{attr} should be {value}, got {got!r}."
             )
     params = _cell.checked_params(Fused, cell, inp, hid)
-    keys = set(cell.state_dict())
+    keys = set(_state_dict(cell))
     if keys != set(PARAMS):
         raise GradingFailure(
             f"state_dict keys are {sorted(keys)}, expected {sorted(PARAMS)}: register nothing else "
@@ -184,32 +185,48 @@ def fused_parameters():
         )
     # PyTorch's cell -> the student's cell, through nn.Module.load_state_dict (strict).
     ref = _reference(inp, hid).float()
-    ids = {n: id(p) for n, p in params.items()}
+    ids = {n: p.ident for n, p in params.items()}
     try:
-        cell.load_state_dict(ref.state_dict())
-    except Exception as err:
+        cell.method("load_state_dict", {name: getattr(ref, name).detach() for name in PARAMS},
+                    what="FusedLSTMCell.load_state_dict")
+    except GradingFailure as failure:
+        if failure.raised is None:
+            raise
         raise GradingFailure(
-            f"FusedLSTMCell.load_state_dict(torch.nn.LSTMCell(...).state_dict()) failed: {err}"
+            "FusedLSTMCell.load_state_dict(torch.nn.LSTMCell(...).state_dict()) failed: "
+            f"{failure.raised.get('message', '')}"
         ) from None
-    after = dict(cell.named_parameters())
+    after = cell.params()
     for name in PARAMS:
-        if id(after[name]) != ids[name]:
+        if name not in after or after[name].ident != ids[name]:
             raise GradingFailure(f"loading a state_dict replaced {name}: keep one nn.Parameter per weight.")
-        if not close(after[name], getattr(ref, name), atol=0, rtol=0):
+        if not close(after[name].value, getattr(ref, name), atol=0, rtol=0):
             raise GradingFailure(f"after load_state_dict, {name} does not hold torch.nn.LSTMCell's {name}.")
-    # The student's cell -> PyTorch's cell.
-    with torch.no_grad():
-        for p in cell.parameters():
-            p.uniform_(-1, 1)
+    # The student's cell -> PyTorch's cell (here, with the values the grader put into the student's).
+    mine = {name: torch.empty(after[name].value.shape).uniform_(-1, 1) for name in PARAMS}
+    cell.load(mine)
+    state = _state_dict(cell)
     back = nn.LSTMCell(inp, hid)
     try:
-        back.load_state_dict(cell.state_dict())
+        back.load_state_dict(state)
     except Exception as err:
         raise GradingFailure(f"torch.nn.LSTMCell.load_state_dict(your_cell.state_dict()) failed: {err}") from None
     for name in PARAMS:
-        if not close(getattr(back, name), after[name], atol=0, rtol=0):
+        if not close(getattr(back, name), mine[name], atol=0, rtol=0):
             raise GradingFailure(f"torch.nn.LSTMCell did not receive your {name} through state_dict().")
     _cell.expect_moves_with_double(cell)
+
+
+def _state_dict(cell) -> dict:
+    """The student's ``state_dict()``, as plain tensors on this side (anything else in it stays a handle)."""
+    state = cell.method("state_dict", what="FusedLSTMCell.state_dict()")
+    if not isinstance(state, dict):
+        raise GradingFailure(f"FusedLSTMCell.state_dict() should return a dict, got {_cell_kind(state)}.")
+    return state
+
+
+def _cell_kind(value) -> str:
+    return value.type_name if isinstance(value, Remote) else type(value).__name__
 
 
 def _init_failure(when, name, values, k):

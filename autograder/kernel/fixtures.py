@@ -19,10 +19,52 @@ def generator(seed):
     return g
 
 
+# notebook 3
+
+
+class CoupledCell(nn.Module):
+    """A correct coupled cell (i_t = 1 - f_t) with the contract's nine parameters: the ``CoupledLSTM`` tests build
+    their stacks from it, so that a mistake in the student's cell costs points only once."""
+
+    def __init__(self, input_size, hidden_size):
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        for gate in "foc":
+            self.register_parameter(f"W_{gate}", nn.Parameter(torch.empty(hidden_size, hidden_size)))
+            self.register_parameter(f"U_{gate}", nn.Parameter(torch.empty(hidden_size, input_size)))
+            self.register_parameter(f"b_{gate}", nn.Parameter(torch.empty(hidden_size)))
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        k = 1 / self.hidden_size ** 0.5
+        for p in self.parameters():
+            nn.init.uniform_(p, -k, k)
+
+    def forward(self, x, h=None, c=None):
+        if h is None:
+            h = x.new_zeros(*x.shape[:-1], self.hidden_size)
+        if c is None:
+            c = x.new_zeros(*x.shape[:-1], self.hidden_size)
+
+        def pre(g):
+            return x @ getattr(self, f"U_{g}").T + h @ getattr(self, f"W_{g}").T + getattr(self, f"b_{g}")
+
+        f = torch.sigmoid(pre("f"))
+        c_next = f * c + (1 - f) * torch.tanh(pre("c"))
+        return torch.sigmoid(pre("o")) * torch.tanh(c_next), c_next
+
+
+def coupled_cell_class():
+    """The class itself (the tests put it in a stack's ``cell_class``)."""
+    return CoupledCell
+
+
 MAKERS = {
     "nn.LSTMCell": nn.LSTMCell,
     "nn.LSTM": nn.LSTM,
     "nn.RNNCell": nn.RNNCell,
     "subclass": subclass,
     "generator": generator,
+    "CoupledCell": coupled_cell_class,  # notebook 3
 }
