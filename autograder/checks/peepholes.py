@@ -1,38 +1,37 @@
 """Hidden tests for notebook 4: ``PeepholeLSTMCell``, ``PeepholeLSTM`` and (bonus) ``DiagonalPeepholeLSTMCell``.
 
-Every test builds the student's objects itself, gives them random weights, runs them on the grading
-device in float64 and compares with ``oracles.lstm_cell_step`` (the course equations written out,
-float64, CPU) — and, with the peepholes at zero, with ``torch.nn.LSTMCell`` carrying the same weights.
-When a cell differs, the usual peephole mistakes are tried one by one (``_suspect_step``) so that the
-message can name the one that fits.
+Every test builds the student's objects in the kernel, loads the grader's own random weights into them,
+runs them on the grading device in float64 and compares with ``oracles.lstm_cell_step`` (the course
+equations written out, float64, CPU, on the grader's copy of those weights) — and, with the peepholes at
+zero, with ``torch.nn.LSTMCell`` carrying the same weights. When a cell differs, the usual peephole
+mistakes are tried one by one (``_suspect_step``) so that the message can name the one that fits.
 
-The stack tests (``PeepholeLSTM``) run the student's stack with a reference ``__init__``/``forward``
-standing in for the student's ``PeepholeLSTMCell``: the stack exercise is ``cell_class``, and a bug in
-the cell already costs its points in the cell's own tests.
+The stack tests (``PeepholeLSTM``) run a subclass of the student's stack whose ``cell_class`` is a stand-in
+for the student's ``PeepholeLSTMCell`` (``autograder.kernel.fixtures.peephole_stand_in``): the stack
+exercise is ``cell_class``, and a bug in the cell already costs its points in the cell's own tests.
 """
 
 import functools
 import itertools
 
 import torch
-import torch.nn as nn
 
-from .. import oracles
-from ..diagnose import name_cell_bug
-from ..harness import (
+from . import _cell, oracles
+from ._cell import F64
+from .diagnose import name_cell_bug
+from .harness import (
     GradingFailure,
-    attributes_replaced,
+    Remote,
     call,
     close,
-    device,
+    describe,
     expect_close,
     expect_shape,
+    fixture,
     hidden_test,
     max_abs_diff,
     student,
 )
-from . import _cell
-from ._cell import F64
 
 MATRIX, DIAGONAL = "matrix", "diagonal"
 CLASS_NAME = {MATRIX: "PeepholeLSTMCell", DIAGONAL: "DiagonalPeepholeLSTMCell"}
@@ -57,7 +56,7 @@ def _make_cell(kind, input_size, hidden_size):
             raise GradingFailure(f"{failure} Call super().__init__(input_size, hidden_size) first, then create "
                                  f"{', '.join(PEEPHOLES[kind])}.") from None
         raise
-    if not isinstance(cell, nn.Module):
+    if not (isinstance(cell, Remote) and cell.is_module):
         raise GradingFailure(f"{name} must be an nn.Module: class {name}(LSTMCell).")
     return cell
 
@@ -91,10 +90,10 @@ def _wrong_shape(kind, name, got, want):
     return ". The original peepholes are diagonal: one weight per unit, applied elementwise (v * c)."
 
 
-def _call_cell(kind, fn, *args, what):
+def _call_cell(kind, fn, *args, what, **options):
     """``call`` with a hint about the peephole shapes when the student's code hits a size mismatch."""
     try:
-        return call(fn, *args, what=what)
+        return call(fn, *args, what=what, **options)
     except GradingFailure as failure:
         text = str(failure)
         if "size of tensor" in text or "cannot be multiplied" in text or "mat1 and mat2" in text:
@@ -261,8 +260,8 @@ class _Peephole(_cell.CellSpec):
         return name_peephole_bug(cls.kind, params, x, h, c, got_h, got_c)
 
     @classmethod
-    def invoke(cls, cell, *args, what):
-        return _call_cell(cls.kind, cell, *args, what=what)
+    def invoke(cls, cell, *args, what, **options):
+        return _call_cell(cls.kind, cell, *args, what=what, **options)
 
     @classmethod
     def missing(cls, names, params):
@@ -315,13 +314,14 @@ def _parameters_test(kind):
     cls_name = CLASS_NAME[kind]
     cls = student(cls_name)
     base = student("LSTMCell")
-    if not (isinstance(cls, type) and issubclass(cls, base)):
+    if not (isinstance(cls, Remote) and cls.is_type and cls.issubclass(base)):
         raise GradingFailure(f"{cls_name} should subclass the given LSTMCell: class {cls_name}(LSTMCell).")
     spec = SPECS[kind]
     cell = spec.make(5, 3)
     for attr, value in (("input_size", 5), ("hidden_size", 3)):
-        if getattr(cell, attr, None) != value:
-            raise GradingFailure(f"{cls_name}(5, 3).{attr} should be {value}, got {getattr(cell, attr, None)!r}.")
+        got = cell.attr(attr)
+        if type(got) is not int or got != value:
+            raise GradingFailure(f"{cls_name}(5, 3).{attr} should be {value}, got {got!r}.")
     params = _cell.checked_params(spec, cell, 5, 3)
     names = set(spec.names())
     extra = sorted(set(params) - names)
@@ -330,7 +330,7 @@ def _parameters_test(kind):
             f"{cls_name} has parameters beyond the fifteen of the contract: {', '.join(extra)}. It needs the "
             f"twelve of LSTMCell plus {', '.join(PEEPHOLES[kind])}."
         )
-    keys = set(cell.state_dict())
+    keys = set(cell.method("state_dict", what=f"{cls_name}.state_dict()") or ())
     if keys != names:
         raise GradingFailure(f"state_dict keys are {sorted(keys)}, expected the fifteen parameter names.")
     _cell.expect_moves_with_double(cell)
@@ -380,29 +380,46 @@ def _gradients_test(kind):
 
 
 def _gradcheck(kind):
-    """torch.autograd.gradcheck on the student's cell: autograd against finite differences, small sizes."""
+    """Autograd against finite differences on the student's cell, small sizes: what backward through the
+    student's forward gives, along random directions of (x, h, c, parameters), against central differences
+    of forward calls. Both are the student's own; the grader only chooses the points and loads the weights."""
     cls = CLASS_NAME[kind]
     batch, inp, hid = 2, 3, 2
     spec = SPECS[kind]
     cell = _cell.graded_cell(spec, inp, hid)
-    dev = device()
     names = spec.names()
-    params = dict(cell.named_parameters())
-    leaves = [params[n].detach().clone().requires_grad_(True) for n in names]
-    inputs = [t.to(dev).requires_grad_(True) for t in _cell.random_case(batch, inp, hid, c_scale=spec.c_scale)]
+    x, h, c = _cell.random_case(batch, inp, hid, c_scale=spec.c_scale)
+    w_h, w_c = torch.randn(batch, hid, dtype=F64), torch.randn(batch, hid, dtype=F64)
+    what = f"{cls}.forward"
 
-    def fn(x, h, c, *ps):
-        return torch.func.functional_call(cell, dict(zip(names, ps, strict=True)), (x, h, c))
+    cell.method("zero_grad", set_to_none=True, what=f"{cls}.zero_grad()")
+    _, grads = spec.invoke(cell, *(t.clone().requires_grad_(True) for t in (x, h, c)), what=what,
+                           backward=[w_h, w_c], backward_what=f"backward through {cls}")
+    params = cell.params()
+    point = {**{name: cell.weights[name] for name in names}, "x": x, "h": h, "c": c}
+    analytic = {**{name: params[name].grad for name in names}, **dict(zip("xhc", grads, strict=True))}
 
-    ok = call(lambda: torch.autograd.gradcheck(fn, (*inputs, *leaves), eps=1e-6, atol=1e-6, rtol=1e-4,
-                                               raise_exception=False),
-              what=f"torch.autograd.gradcheck on {cls}")
-    if not ok:
-        raise GradingFailure(
-            f"torch.autograd.gradcheck fails on {cls}: the gradients autograd computes through your forward "
-            "disagree with finite differences. Look for .data, .detach(), torch.no_grad() or in-place updates "
-            "inside forward."
-        )
+    def loss(at):
+        cell.load({name: at[name] for name in names})
+        got = spec.invoke(cell, at["x"], at["h"], at["c"], what=what)
+        if not (isinstance(got, tuple) and len(got) == 2 and all(isinstance(t, torch.Tensor) for t in got)):
+            raise GradingFailure(spec.forward_first)
+        return ((got[0].double() * w_h).sum() + (got[1].double() * w_c).sum()).item()
+
+    eps = 1e-6
+    for _ in range(3):
+        direction = {name: torch.randn_like(t) for name, t in point.items()}
+        ahead = loss({name: t + eps * direction[name] for name, t in point.items()})
+        behind = loss({name: t - eps * direction[name] for name, t in point.items()})
+        numeric = (ahead - behind) / (2 * eps)
+        along = sum((g.double() * direction[name]).sum().item() for name, g in analytic.items()
+                    if isinstance(g, torch.Tensor) and g.shape == direction[name].shape)
+        if not abs(numeric - along) <= 1e-6 + 1e-4 * abs(numeric):
+            raise GradingFailure(
+                f"torch.autograd.gradcheck fails on {cls}: the gradients autograd computes through your forward "
+                "disagree with finite differences. Look for .data, .detach(), torch.no_grad() or in-place updates "
+                "inside forward."
+            )
 
 
 # --------------------------------------------------------------------------- PeepholeLSTMCell
@@ -426,12 +443,12 @@ def peephole_zero_v():
     spec = MatrixPeephole
     for batch, inp, hid in _cell.SIZES:
         cell = _cell.graded_cell(spec, inp, hid)
-        with torch.no_grad():
-            for name in PEEPHOLES[MATRIX]:
-                getattr(cell, name).zero_()
+        zeros = {name: torch.zeros(hid, hid, dtype=F64) for name in PEEPHOLES[MATRIX]}
+        cell.load(zeros)
+        cell.weights.update(zeros)
         x, h, c = _cell.random_case(batch, inp, hid, c_scale=spec.c_scale)
         label = f"V = 0, batch={batch}, input_size={inp}, hidden_size={hid}, random h and c"
-        base = oracles.cell_params(cell)
+        base = {name: cell.weights[name] for name in oracles.CELL_PARAMS}
         want_h, want_c = oracles.torch_cell_from(base)(x, (h, c))
         got_h, got_c = _cell.run_cell(cell, x, h, c, what="PeepholeLSTMCell.forward", invoke=spec.invoke)
         hint = _shape_hint(MATRIX, got_h, got_c, tuple(want_h.shape))
@@ -439,7 +456,6 @@ def peephole_zero_v():
         expect_shape(got_c, tuple(want_h.shape), f"c_next ({label})", hint)
         if close(got_h, want_h) and close(got_c, want_c):
             continue
-        got_h, got_c = got_h.detach().cpu(), got_c.detach().cpu()
         named = name_cell_bug(base, x, h, c, got_h, got_c)
         if named:
             raise GradingFailure(f"PeepholeLSTMCell.forward ({label}): {named}")
@@ -472,68 +488,62 @@ def peephole_gradients():
 # --------------------------------------------------------------------------- PeepholeLSTM
 
 
-def _reference_init(self, input_size, hidden_size):
-    """What PeepholeLSTMCell.__init__ does, standing in for the student's in the stack tests."""
-    student("LSTMCell").__init__(self, input_size, hidden_size)
-    for name in PEEPHOLES[MATRIX]:
-        setattr(self, name, nn.Parameter(torch.empty(hidden_size, hidden_size)))
-    _cell.fill_uniform(self, MatrixPeephole.fill)
-
-
-def _reference_forward(self, x, h=None, c=None):
-    """What PeepholeLSTMCell.forward computes, standing in for the student's in the stack tests."""
-    h = x.new_zeros(*x.shape[:-1], self.hidden_size) if h is None else h
-    c = x.new_zeros(*x.shape[:-1], self.hidden_size) if c is None else c
-    params = {n: getattr(self, n) for n in MatrixPeephole.names()}
-    return oracles.lstm_cell_step(params, x, h, c, peephole=MATRIX)
-
-
 def _stack_classes():
+    """The student's PeepholeLSTM and PeepholeLSTMCell, checked; and the PeepholeLSTM the tests build: a subclass
+    of the student's whose cell_class is a stand-in for the student's cell (the kernel's ``peephole_stand_in``,
+    the given LSTMCell's __init__ plus V_f, V_i, V_o, and the peephole step as forward)."""
     base = student("LSTM")
     cell = student("PeepholeLSTMCell")
     stack = student("PeepholeLSTM")
-    if not (isinstance(stack, type) and issubclass(stack, base)):
+    if not (isinstance(stack, Remote) and stack.is_type and stack.issubclass(base)):
         raise GradingFailure("PeepholeLSTM should subclass the given LSTM: class PeepholeLSTM(LSTM).")
-    chosen = getattr(stack, "cell_class", None)
-    if chosen is not cell:
+    chosen = stack.attr("cell_class")
+    if not (isinstance(chosen, Remote) and chosen == cell):
         name = getattr(chosen, "__name__", repr(chosen))
-        hint = " (inherited from LSTM)" if chosen is getattr(base, "cell_class", None) else ""
+        inherited = base.attr("cell_class") if isinstance(base, Remote) else None
+        hint = " (inherited from LSTM)" if chosen == inherited else ""
         raise GradingFailure(
             f"PeepholeLSTM.cell_class is {name}{hint}: set the class attribute cell_class = PeepholeLSTMCell, "
             "and the given LSTM builds every layer from it."
         )
-    return stack, cell
+    stand_in = fixture("peephole_stand_in", cell, student("LSTMCell"))
+    return fixture("subclass", stack, "PeepholeLSTM", {"cell_class": stand_in}), (stand_in, cell)
 
 
-def _reference_cell(cell_cls):
-    return attributes_replaced([(cell_cls, "__init__", _reference_init), (cell_cls, "forward", _reference_forward)])
+def _layers(stack):
+    """``stack.layers``: a Remote, or what the kernel reported (plain data)."""
+    return stack.attr("layers") if isinstance(stack, Remote) else None
 
 
 @hidden_test
 def peephole_lstm_structure():
     """PeepholeLSTM subclasses LSTM, its cell_class is PeepholeLSTMCell, and every layer is one, sized right."""
-    stack_cls, cell_cls = _stack_classes()
-    with _reference_cell(cell_cls):
-        for num_layers in (2, 3):
-            what = f"PeepholeLSTM(5, 4, num_layers={num_layers})"
-            stack = call(stack_cls, 5, 4, num_layers=num_layers, what=what)
-            layers = getattr(stack, "layers", None)
-            if not isinstance(layers, nn.ModuleList) or len(layers) != num_layers:
+    stack_cls, cell_classes = _stack_classes()
+    for num_layers in (2, 3):
+        what = f"PeepholeLSTM(5, 4, num_layers={num_layers})"
+        stack = call(stack_cls, 5, 4, num_layers=num_layers, what=what)
+        layers = _layers(stack)
+        is_list = isinstance(layers, Remote) and layers.is_module and layers.length is not None
+        if not is_list or layers.length != num_layers:
+            length = layers.length if isinstance(layers, Remote) else (
+                len(layers) if isinstance(layers, (list, tuple, str, dict)) else None)
+            raise GradingFailure(
+                f"{what}.layers should be an nn.ModuleList of {num_layers} cells, got {describe(layers)}"
+                + (f" of length {length}" if length is not None else "")
+                + ". Keep the given LSTM.__init__: only cell_class changes."
+            )
+        for k in range(num_layers):
+            layer = layers.item(k, what=f"{what}.layers[{k}]")
+            kind = layer.type() if isinstance(layer, Remote) else None
+            if kind not in cell_classes:
+                raise GradingFailure(f"{what}.layers[{k}] is a {describe(layer)}, expected PeepholeLSTMCell.")
+            want = (5 if k == 0 else 4, 4)
+            got = (layer.attr("input_size"), layer.attr("hidden_size"))
+            if got != want:
                 raise GradingFailure(
-                    f"{what}.layers should be an nn.ModuleList of {num_layers} cells, got {type(layers).__name__}"
-                    + (f" of length {len(layers)}" if hasattr(layers, "__len__") else "")
-                    + ". Keep the given LSTM.__init__: only cell_class changes."
+                    f"{what}.layers[{k}] maps {got[0]} → {got[1]}, expected {want[0]} → {want[1]}: layer 0 "
+                    "reads the input, the others the hidden state of the layer below."
                 )
-            for k, layer in enumerate(layers):
-                if type(layer) is not cell_cls:
-                    raise GradingFailure(f"{what}.layers[{k}] is a {type(layer).__name__}, expected PeepholeLSTMCell.")
-                want = (5 if k == 0 else 4, 4)
-                got = (getattr(layer, "input_size", None), getattr(layer, "hidden_size", None))
-                if got != want:
-                    raise GradingFailure(
-                        f"{what}.layers[{k}] maps {got[0]} → {got[1]}, expected {want[0]} → {want[1]}: layer 0 "
-                        "reads the input, the others the hidden state of the layer below."
-                    )
 
 
 def _reference_stack(layer_params, x, h0, c0):
@@ -548,9 +558,30 @@ def _reference_stack(layer_params, x, h0, c0):
     return torch.stack(outputs), (torch.stack(hs), torch.stack(cs))
 
 
-def _expect_stack(stack, x, h0, c0, label, batch_first=False):
-    dev = device()
-    layer_params = [MatrixPeephole.params64(layer) for layer in stack.layers]
+def _graded_stack(stack_cls, *args, what, **kwargs):
+    """The stack built in the kernel, in float64 on the device, holding the grader's weights; returns it and the
+    grader's weights of each layer (float64, CPU)."""
+    stack = call(stack_cls, *args, what=what, **kwargs)
+    _cell.to_device(stack, f"{what}.to(device, torch.float64)")
+    weights = _cell.fill_uniform(stack, MatrixPeephole.fill)
+    layers = _layers(stack)
+    count = layers.length if isinstance(layers, Remote) else None
+    if count is None:
+        raise GradingFailure(f"{what}.layers should be an nn.ModuleList of cells. Keep the given LSTM.__init__: "
+                             "only cell_class changes.")
+    layer_params = []
+    for k in range(count):
+        prefix = f"layers.{k}."
+        params = {name: weights.get(prefix + name) for name in MatrixPeephole.names()}
+        missing = [name for name, value in params.items() if value is None]
+        if missing:
+            raise GradingFailure(f"{what}.layers[{k}] has no parameter {missing[0]}. Keep the given "
+                                 "LSTM.__init__: only cell_class changes.")
+        layer_params.append(params)
+    return stack, layer_params
+
+
+def _expect_stack(stack, layer_params, x, h0, c0, label, batch_first=False):
     num_layers, hid = len(layer_params), layer_params[0]["W_f"].shape[0]
     xs = x.transpose(0, 1) if batch_first else x
     zeros = torch.zeros(num_layers, *xs.shape[1:-1], hid, dtype=F64)
@@ -558,7 +589,7 @@ def _expect_stack(stack, x, h0, c0, label, batch_first=False):
         layer_params, xs, zeros if h0 is None else h0, zeros if c0 is None else c0)
     if batch_first:
         want_out = want_out.transpose(0, 1)
-    args = [x.to(dev)] + ([] if h0 is None else [h0.to(dev), c0.to(dev)])
+    args = [x] + ([] if h0 is None else [h0, c0])
     out = call(stack, *args, what=f"PeepholeLSTM.forward ({label})")
     if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], tuple) and len(out[1]) == 2):
         raise GradingFailure(f"PeepholeLSTM.forward ({label}) should return (output, (h_n, c_n)).")
@@ -579,27 +610,25 @@ def _expect_stack(stack, x, h0, c0, label, batch_first=False):
 @hidden_test
 def peephole_lstm_forward():
     """PeepholeLSTM matches a reference stack of peephole steps, with different random states per layer."""
-    stack_cls, cell_cls = _stack_classes()
-    dev = device()
-    with _reference_cell(cell_cls):
-        seq, batch, inp, hid = 5, 3, 3, 4
-        stack = call(stack_cls, inp, hid, what=f"PeepholeLSTM({inp}, {hid})")
-        stack.to(dev, F64)
-        x = torch.randn(seq, batch, inp, dtype=F64)
-        h0, c0 = torch.randn(2, batch, hid, dtype=F64), torch.randn(2, batch, hid, dtype=F64) * 1.5
-        _expect_stack(stack, x, h0, c0, f"2 layers, x of shape {tuple(x.shape)}, random h0 and c0 per layer")
+    stack_cls, _ = _stack_classes()
+    seq, batch, inp, hid = 5, 3, 3, 4
+    stack, layer_params = _graded_stack(stack_cls, inp, hid, what=f"PeepholeLSTM({inp}, {hid})")
+    x = torch.randn(seq, batch, inp, dtype=F64)
+    h0, c0 = torch.randn(2, batch, hid, dtype=F64), torch.randn(2, batch, hid, dtype=F64) * 1.5
+    _expect_stack(stack, layer_params, x, h0, c0,
+                  f"2 layers, x of shape {tuple(x.shape)}, random h0 and c0 per layer")
 
-        stack = call(stack_cls, inp, hid, num_layers=3, what=f"PeepholeLSTM({inp}, {hid}, num_layers=3)")
-        stack.to(dev, F64)
-        _expect_stack(stack, torch.randn(4, inp, dtype=F64), None, None,
-                      "3 layers, unbatched x of shape (4, 3), no h0 and c0")
+    stack, layer_params = _graded_stack(stack_cls, inp, hid, num_layers=3,
+                                        what=f"PeepholeLSTM({inp}, {hid}, num_layers=3)")
+    _expect_stack(stack, layer_params, torch.randn(4, inp, dtype=F64), None, None,
+                  "3 layers, unbatched x of shape (4, 3), no h0 and c0")
 
-        stack = call(stack_cls, inp, hid, batch_first=True,
-                     what=f"PeepholeLSTM({inp}, {hid}, batch_first=True)")
-        stack.to(dev, F64)
-        x = torch.randn(batch + 1, seq + 1, inp, dtype=F64)
-        h0, c0 = torch.randn(2, batch + 1, hid, dtype=F64), torch.randn(2, batch + 1, hid, dtype=F64)
-        _expect_stack(stack, x, h0, c0, f"batch_first=True, x of shape {tuple(x.shape)}", batch_first=True)
+    stack, layer_params = _graded_stack(stack_cls, inp, hid, batch_first=True,
+                                        what=f"PeepholeLSTM({inp}, {hid}, batch_first=True)")
+    x = torch.randn(batch + 1, seq + 1, inp, dtype=F64)
+    h0, c0 = torch.randn(2, batch + 1, hid, dtype=F64), torch.randn(2, batch + 1, hid, dtype=F64)
+    _expect_stack(stack, layer_params, x, h0, c0, f"batch_first=True, x of shape {tuple(x.shape)}",
+                  batch_first=True)
 
 
 # --------------------------------------------------------------------------- bonus: DiagonalPeepholeLSTMCell

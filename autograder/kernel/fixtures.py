@@ -60,6 +60,33 @@ def coupled_cell_class():
     return CoupledCell
 
 
+# notebook 4
+
+
+def peephole_stand_in(peephole_cell, lstm_cell):
+    """A subclass of the student's ``PeepholeLSTMCell`` for the stack tests (the stack exercise is only its
+    ``cell_class``): the given ``LSTMCell.__init__`` plus (H, H) peepholes V_f, V_i, V_o, and a forward that is
+    the peephole step on the cell's own parameters, which the grader then loads with its weights."""
+
+    def __init__(self, input_size, hidden_size):
+        lstm_cell.__init__(self, input_size, hidden_size)
+        for gate in "fio":
+            setattr(self, f"V_{gate}", nn.Parameter(torch.zeros(hidden_size, hidden_size)))
+
+    def forward(self, x, h=None, c=None):
+        h = x.new_zeros(*x.shape[:-1], self.hidden_size) if h is None else h
+        c = x.new_zeros(*x.shape[:-1], self.hidden_size) if c is None else c
+
+        def pre(g):
+            return x @ getattr(self, f"U_{g}").T + h @ getattr(self, f"W_{g}").T + getattr(self, f"b_{g}")
+
+        f, i, o = (torch.sigmoid(pre(g) + c @ getattr(self, f"V_{g}").T) for g in "fio")
+        c_next = f * c + i * torch.tanh(pre("c"))
+        return o * torch.tanh(c_next), c_next
+
+    return type("PeepholeLSTMCell", (peephole_cell,), {"__init__": __init__, "forward": forward})
+
+
 MAKERS = {
     "nn.LSTMCell": nn.LSTMCell,
     "nn.LSTM": nn.LSTM,
@@ -67,4 +94,5 @@ MAKERS = {
     "subclass": subclass,
     "generator": generator,
     "CoupledCell": coupled_cell_class,  # notebook 3
+    "peephole_stand_in": peephole_stand_in,  # notebook 4
 }
