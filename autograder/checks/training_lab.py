@@ -3,7 +3,8 @@
 The data generator is checked on its own terms (shapes, ranges, two markers, the target is their sum,
 reproducible with a ``torch.Generator``); the RNN cell against ``torch.nn.RNNCell`` in float64 with the
 same weights; the gradient norms against autograd run by the grader on a model of its own. Nothing
-here trains a model or measures time.
+here trains a model or measures time. The student's code runs in the kernel, through the probe; every
+reference is computed here, from the weights, generators' seeds and inputs the grader chose itself.
 """
 
 import math
@@ -343,7 +344,7 @@ def gradient_norms():
         if not isinstance(got, torch.Tensor):
             raise GradingFailure(f"{what} should return a tensor of shape (seq_len,), got {_kind(got)}.")
         expect_shape(got, (seq_len,), f"the result of {what}", "One norm per time step: shape (seq_len,).")
-        if 1 in report["mutated"]:  # x is argument 1; its requires_grad flag cannot be read back (see the report)
+        if 1 in report["mutated"]:  # x is argument 1 (the probe reports no change of its requires_grad flag)
             raise GradingFailure(
                 f"{what} changed the caller's x (its values or its requires_grad flag): work on a copy, "
                 "x = x.detach().clone().requires_grad_(True)."
