@@ -3,32 +3,50 @@
 The data generator is checked on its own terms (shapes, ranges, two markers, the target is their sum,
 reproducible with a ``torch.Generator``); the RNN cell against ``torch.nn.RNNCell`` in float64 with the
 same weights; the gradient norms against autograd run by the grader on a model of its own. Nothing
-here trains a model or measures time.
+here trains a model or measures time. The student's code runs in the kernel, through the probe; every
+reference is computed here, from the weights, generators' seeds and inputs the grader chose itself.
 """
 
 import math
 
 import torch
-import torch._dynamo  # noqa: F401  (see below)
 import torch.nn as nn
 
-from ..harness import GradingFailure, call, close, device, expect_close, expect_shape, hidden_test, student
-from ._cell import F64, fill_uniform, run_cell
+from ..kernel.fixtures import TinyRegressor
+from ._cell import F64, fill_uniform, run_cell, to_device
+from .harness import (
+    GradingFailure,
+    Remote,
+    call,
+    close,
+    exchange,
+    expect_close,
+    expect_shape,
+    fixture,
+    hidden_test,
+    student,
+)
 
-# Importing torch._dynamo rebinds torch.manual_seed (to a dynamo-disabled wrapper).
-# The notebook trains with torch.optim, which
-# imports it lazily; the grading kernel's guard imports this module before it snapshots torch, so the
-# rebinding happens before the snapshot and is not mistaken for the student's code changing torch.
+
+def _kind(value) -> str:
+    """The type's name of something that came back from the kernel (a handle names the kernel's type)."""
+    return value.type_name if isinstance(value, Remote) else type(value).__name__
 
 # --------------------------------------------------------------------------- adding_problem
 
 
-def _adding(batch, seq_len, generator=None, what=None):
+def _adding(batch, seq_len, generator=None, what=None, seed=None):
+    """One batch from the student's generator; ``generator`` a seed for a kernel torch.Generator, ``seed`` one
+    for the kernel's global generator (torch.manual_seed) just before the call."""
     fn = student("adding_problem")
     what = what or f"adding_problem({batch}, {seq_len})"
+    if generator is not None:
+        generator = fixture("generator", generator)
+    if seed is not None:
+        exchange({"op": "seed", "seed": seed})
     out = call(fn, batch, seq_len, generator=generator, what=what)
     if not isinstance(out, tuple) or len(out) != 2:
-        raise GradingFailure(f"{what} should return a tuple (x, y), got {type(out).__name__}.")
+        raise GradingFailure(f"{what} should return a tuple (x, y), got {_kind(out)}.")
     x, y = out
     expect_shape(x, (seq_len, batch, 2), f"x from {what}",
                  "x is (seq_len, batch, 2): time first, then the batch, then (value, marker).")
@@ -138,7 +156,7 @@ def adding_targets():
 @hidden_test
 def adding_generator():
     """adding_problem draws everything from the given torch.Generator, and from the global seed without one."""
-    runs = [_adding(8, 12, generator=torch.Generator().manual_seed(seed), what=f"adding_problem(8, 12, generator=g{k})")
+    runs = [_adding(8, 12, generator=seed, what=f"adding_problem(8, 12, generator=g{k})")
             for k, seed in enumerate((7, 7, 8))]
     (x1, y1), (x2, y2), (x3, y3) = runs
     if not (torch.equal(x1, x2) and torch.equal(y1, y2)):
@@ -149,10 +167,8 @@ def adding_generator():
         )
     if torch.equal(x1, x3):
         raise GradingFailure("generators with different seeds gave the same batch: use the generator you are given.")
-    torch.manual_seed(3)
-    xa, ya = _adding(8, 12, what="adding_problem(8, 12) without a generator")
-    torch.manual_seed(3)
-    xb, yb = _adding(8, 12, what="adding_problem(8, 12) without a generator")
+    xa, ya = _adding(8, 12, what="adding_problem(8, 12) without a generator", seed=3)
+    xb, yb = _adding(8, 12, what="adding_problem(8, 12) without a generator", seed=3)
     if not (torch.equal(xa, xb) and torch.equal(ya, yb)):
         raise GradingFailure(
             "without a generator, the same torch.manual_seed should give the same batch: with generator=None "
@@ -166,14 +182,15 @@ RNN_PARAMS = ("W", "U", "b")
 
 
 def _make_rnn_cell(input_size, hidden_size):
+    """The student's cell (a handle), its parameters checked: W, U and b with the contract's shapes."""
     cls = student("VanillaRNNCell")
     cell = call(cls, input_size, hidden_size, what=f"VanillaRNNCell({input_size}, {hidden_size})")
-    if not isinstance(cell, nn.Module):
+    if not (isinstance(cell, Remote) and cell.is_module):
         raise GradingFailure("VanillaRNNCell must subclass nn.Module.")
-    params = dict(cell.named_parameters())
+    params = cell.params()
     missing = [n for n in RNN_PARAMS if n not in params]
     if missing:
-        plain = [n for n in missing if isinstance(getattr(cell, n, None), torch.Tensor)]
+        plain = [n for n in missing if isinstance(cell.attr(n), torch.Tensor)]
         if plain:
             raise GradingFailure(f"{plain[0]} is a plain tensor: wrap it in nn.Parameter so the optimizer sees it.")
         raise GradingFailure(f"VanillaRNNCell is missing the parameter(s) {', '.join(missing)}: it needs W, U and b.")
@@ -182,7 +199,7 @@ def _make_rnn_cell(input_size, hidden_size):
         raise GradingFailure(f"VanillaRNNCell has parameters beyond W, U, b: {', '.join(extra)}.")
     shapes = {"W": (hidden_size, hidden_size), "U": (hidden_size, input_size), "b": (hidden_size,)}
     for name, want in shapes.items():
-        got = tuple(params[name].shape)
+        got = tuple(params[name].value.shape)
         if got != want:
             raise GradingFailure(
                 f"{name} has shape {got}, expected {want} for input_size={input_size}, hidden_size={hidden_size}: "
@@ -191,8 +208,15 @@ def _make_rnn_cell(input_size, hidden_size):
     return cell
 
 
-def _torch_rnn_cell(cell):
-    p = {n: t.detach().cpu().to(F64) for n, t in cell.named_parameters()}
+def _graded_rnn_cell(input_size, hidden_size, spread=0.8):
+    """The student's cell in float64 on the device, holding the grader's weights; returns (cell, weights)."""
+    cell = _make_rnn_cell(input_size, hidden_size)
+    to_device(cell, f"VanillaRNNCell({input_size}, {hidden_size}).to(device, torch.float64)")
+    return cell, fill_uniform(cell, spread)
+
+
+def _torch_rnn_cell(p):
+    """A float64 torch.nn.RNNCell holding the grader's weights ``p`` (W, U, b)."""
     hidden, inp = p["U"].shape
     ref = nn.RNNCell(inp, hidden, nonlinearity="tanh").to(F64)
     with torch.no_grad():
@@ -214,13 +238,14 @@ def rnn_cell_parameters():
     """VanillaRNNCell registers W (H, H), U (H, I), b (H,), drawn from U(-1/sqrt(H), 1/sqrt(H))."""
     cell = _make_rnn_cell(5, 3)
     for attr, value in (("input_size", 5), ("hidden_size", 3)):
-        if getattr(cell, attr, None) != value:
-            raise GradingFailure(f"VanillaRNNCell(5, 3).{attr} should be {value}, got {getattr(cell, attr, None)!r}.")
+        got = cell.attr(attr)
+        if got != value:
+            raise GradingFailure(f"VanillaRNNCell(5, 3).{attr} should be {value}, got {got!r}.")
     hidden = 256
     k = 1 / math.sqrt(hidden)
     cell = _make_rnn_cell(64, hidden)
-    for name, p in cell.named_parameters():
-        values = p.detach().cpu().double()
+    for name, p in cell.params().items():
+        values = p.value.double()
         hi = values.abs().max().item()
         if not math.isfinite(hi) or hi > k * (1 + 1e-6) or hi < 0.8 * k or values.std().item() < 0.4 * k:
             raise GradingFailure(
@@ -232,12 +257,9 @@ def rnn_cell_parameters():
 @hidden_test
 def rnn_cell_forward():
     """VanillaRNNCell.forward matches torch.nn.RNNCell (tanh) for batches and single examples, random h."""
-    dev = device()
     for batch, inp, hid in ((3, 5, 4), (1, 1, 1), (None, 3, 6)):
-        cell = _make_rnn_cell(inp, hid)
-        fill_uniform(cell, 0.8)
-        cell.to(dev, F64)
-        ref = _torch_rnn_cell(cell)
+        cell, p = _graded_rnn_cell(inp, hid)
+        ref = _torch_rnn_cell(p)
         shape = () if batch is None else (batch,)
         label = ("unbatched, x of shape (input_size,)" if batch is None
                  else f"batch={batch}, input_size={inp}, hidden_size={hid}")
@@ -247,16 +269,15 @@ def rnn_cell_forward():
         expect_shape(got_h, want.shape, f"h_next ({label})")
         if not close(got_h, want):
             hint = "Check h_t = tanh(W h_{t-1} + U x_t + b), rows: h @ W.T + x @ U.T + b."
-            if close(got_h, torch.tanh(x @ cell.U.detach().cpu().double().T + cell.b.detach().cpu().double())):
+            if close(got_h, torch.tanh(x @ p["U"].T + p["b"])):
                 hint = "It matches tanh(U x + b): the given h is ignored."
-            elif close(got_h, torch.tanh(h @ cell.W.detach().cpu().double() + x @ cell.U.detach().cpu().double().T
-                                         + cell.b.detach().cpu().double())):
+            elif close(got_h, torch.tanh(h @ p["W"] + x @ p["U"].T + p["b"])):
                 hint = "It matches h @ W without the transpose: rows compute h @ W.T."
             raise GradingFailure(f"VanillaRNNCell.forward ({label}): h_next differs from torch.nn.RNNCell's. {hint}")
         expect_close(got_c, c, f"the returned c ({label})",
                      "A vanilla RNN has no cell state: return the c it was given, unchanged.")
-    cell = _make_rnn_cell(4, 3).to(dev, F64)
-    ref = _torch_rnn_cell(cell)
+    cell, p = _graded_rnn_cell(4, 3)
+    ref = _torch_rnn_cell(p)
     x = torch.randn(2, 4, dtype=F64)
     got_h, got_c = _run_rnn(cell, x, what="VanillaRNNCell.forward(x) without h and c")
     expect_close(got_h, ref(x), "h_next with h missing", "A missing h is zeros, created like x (x.new_zeros).")
@@ -267,53 +288,33 @@ def rnn_cell_forward():
 @hidden_test
 def rnn_cell_gradients():
     """Gradients of W, U, b and of x and h match torch.nn.RNNCell."""
-    dev = device()
-    cell = _make_rnn_cell(5, 4)
-    fill_uniform(cell, 0.8)
-    cell.to(dev, F64)
-    ref = _torch_rnn_cell(cell)
+    cell, p = _graded_rnn_cell(5, 4)
+    ref = _torch_rnn_cell(p)
     x, h, c = torch.randn(3, 5, dtype=F64), torch.randn(3, 4, dtype=F64), torch.randn(3, 4, dtype=F64)
     w = torch.randn(3, 4, dtype=F64)
     xr, hr = x.clone().requires_grad_(True), h.clone().requires_grad_(True)
     (ref(xr, hr) * w).sum().backward()
-    xs, hs = x.to(dev).requires_grad_(True), h.to(dev).requires_grad_(True)
-    got_h, _ = call(cell, xs, hs, c.to(dev), what="VanillaRNNCell.forward")
-    if not close(got_h, ref(x, h)):
+    got = call(cell, x, h, c, what="VanillaRNNCell.forward")
+    if not (isinstance(got, tuple) and len(got) == 2 and close(got[0], ref(x, h))):
         raise GradingFailure(
             "the forward pass already differs from torch.nn.RNNCell's (see the forward test): fix it first."
         )
-    call((got_h * w.to(dev)).sum().backward, what="backward through VanillaRNNCell")
+    cell.method("zero_grad", set_to_none=True, what="VanillaRNNCell.zero_grad()")
+    _, grads = call(cell, x.clone().requires_grad_(True), h.clone().requires_grad_(True), c,
+                    what="VanillaRNNCell.forward", backward=[w, None],
+                    backward_what="backward through VanillaRNNCell")
     want = {"W": ref.weight_hh.grad, "U": ref.weight_ih.grad, "b": ref.bias_ih.grad}
-    for name, p in cell.named_parameters():
-        if p.grad is None:
+    for name, param in cell.params().items():
+        if param.grad is None:
             raise GradingFailure(f"{name} got no gradient: is it used through .detach() or .data?")
-        expect_close(p.grad, want[name], f"the gradient of {name}")
-    for name, got, ref_t in (("x", xs, xr), ("h", hs, hr)):
-        if got.grad is None:
+        expect_close(param.grad, want[name], f"the gradient of {name}")
+    for name, got_grad, ref_t in (("x", grads[0], xr), ("h", grads[1], hr)):
+        if got_grad is None:
             raise GradingFailure(f"no gradient reaches {name}: is it detached inside forward?")
-        expect_close(got.grad, ref_t.grad, f"the gradient with respect to {name}")
+        expect_close(got_grad, ref_t.grad, f"the gradient with respect to {name}")
 
 
 # --------------------------------------------------------------------------- input_gradient_norms
-
-
-class _TinyRegressor(nn.Module):
-    """The grader's own model: a tanh RNN written out, and a linear head on the last (or every) step."""
-
-    def __init__(self, hidden=5, last_only=True):
-        super().__init__()
-        self.w_x = nn.Parameter(torch.randn(2, hidden, dtype=F64) * 0.7)
-        self.w_h = nn.Parameter(torch.randn(hidden, hidden, dtype=F64) * 0.5)
-        self.head = nn.Parameter(torch.randn(hidden, dtype=F64))
-        self.last_only = last_only
-
-    def forward(self, x):
-        h = x.new_zeros(x.shape[1], self.w_h.shape[0])
-        total = 0
-        for x_t in x.unbind(0):
-            h = torch.tanh(x_t @ self.w_x + h @ self.w_h)
-            total = total + h @ self.head
-        return h @ self.head if self.last_only else total
 
 
 def _reference_norms(model, x, y):
@@ -327,24 +328,28 @@ def _reference_norms(model, x, y):
 def gradient_norms():
     """input_gradient_norms gives ‖∂L/∂x_t‖ for every step t, L the mean squared error, x left untouched."""
     fn = student("input_gradient_norms")
-    dev = device()
     for seq_len, batch, last_only in ((9, 4, True), (6, 3, False), (1, 2, True)):
-        torch.manual_seed(seq_len)
-        model = _TinyRegressor(last_only=last_only).to(dev)
-        x = torch.rand(seq_len, batch, 2, dtype=F64, device=dev)
-        y = torch.rand(batch, dtype=F64, device=dev)
-        before = x.clone()
+        mine = TinyRegressor(last_only=last_only)  # the grader's weights, drawn here
+        weights = {name: p.detach().clone() for name, p in mine.named_parameters()}
+        model = fixture("TinyRegressor", last_only=last_only)
+        missing = model.load(weights)
+        if missing:
+            raise GradingFailure(f"the grader could not load its model's weights in your kernel (missing {missing}).")
+        to_device(model, "the grader's model .to(device)")
+        x = torch.rand(seq_len, batch, 2, dtype=F64)
+        y = torch.rand(batch, dtype=F64)
         what = f"input_gradient_norms(model, x, y) with x of shape {tuple(x.shape)}"
-        got = call(fn, model, x, y, what=what)
+        report = {}
+        got = call(fn, model, x, y, what=what, report=report)
         if not isinstance(got, torch.Tensor):
-            raise GradingFailure(f"{what} should return a tensor of shape (seq_len,), got {type(got).__name__}.")
+            raise GradingFailure(f"{what} should return a tensor of shape (seq_len,), got {_kind(got)}.")
         expect_shape(got, (seq_len,), f"the result of {what}", "One norm per time step: shape (seq_len,).")
-        if not torch.equal(x, before) or x.requires_grad:
+        if 1 in report["mutated"]:  # x is argument 1 (the probe reports no change of its requires_grad flag)
             raise GradingFailure(
                 f"{what} changed the caller's x (its values or its requires_grad flag): work on a copy, "
                 "x = x.detach().clone().requires_grad_(True)."
             )
-        want, _ = _reference_norms(model, x, y)
+        want, _ = _reference_norms(mine, x, y)
         if close(got, want, atol=1e-10, rtol=1e-8):
             continue
         g = got.detach().cpu().double()
