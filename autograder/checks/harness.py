@@ -257,7 +257,7 @@ def call(fn, *args, what: str, backward=None, backward_what: str | None = None, 
     backward on the sum of (tensor * weight).sum() and the call returns (result, gradients of the tensor
     arguments that require grad). ``forbid``: {rule: message} of ``autograder.kernel.blockers.FORBIDDEN``.
     ``good_sigmoid``: a cell whose module-level ``sigmoid`` is torch's while it runs. ``report``: a dict that
-    gets ``mutated``, the positions of the tensor arguments the call changed in place.
+    gets ``mutated``, the positions of the tensor arguments the call changed (values, shape or requires_grad).
     """
     if not isinstance(fn, Remote):
         raise GradingFailure(f"{what}: expected something callable, got {type(fn).__name__}.")

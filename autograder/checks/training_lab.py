@@ -344,7 +344,7 @@ def gradient_norms():
         if not isinstance(got, torch.Tensor):
             raise GradingFailure(f"{what} should return a tensor of shape (seq_len,), got {_kind(got)}.")
         expect_shape(got, (seq_len,), f"the result of {what}", "One norm per time step: shape (seq_len,).")
-        if 1 in report["mutated"]:  # x is argument 1 (the probe reports no change of its requires_grad flag)
+        if 1 in report["mutated"]:  # x is argument 1: its values or its requires_grad flag changed
             raise GradingFailure(
                 f"{what} changed the caller's x (its values or its requires_grad flag): work on a copy, "
                 "x = x.detach().clone().requires_grad_(True)."

@@ -87,17 +87,6 @@ def peephole_stand_in(peephole_cell, lstm_cell):
     return type("PeepholeLSTMCell", (peephole_cell,), {"__init__": __init__, "forward": forward})
 
 
-MAKERS = {
-    "nn.LSTMCell": nn.LSTMCell,
-    "nn.LSTM": nn.LSTM,
-    "nn.RNNCell": nn.RNNCell,
-    "subclass": subclass,
-    "generator": generator,
-    "CoupledCell": coupled_cell_class,  # notebook 3
-    "peephole_stand_in": peephole_stand_in,  # notebook 4
-}
-
-
 # notebook 5
 
 
@@ -121,4 +110,13 @@ class TinyRegressor(nn.Module):
         return h @ self.head if self.last_only else total
 
 
-MAKERS["TinyRegressor"] = TinyRegressor
+MAKERS = {
+    "nn.LSTMCell": nn.LSTMCell,
+    "nn.LSTM": nn.LSTM,
+    "nn.RNNCell": nn.RNNCell,
+    "subclass": subclass,
+    "generator": generator,
+    "CoupledCell": coupled_cell_class,  # notebook 3
+    "peephole_stand_in": peephole_stand_in,  # notebook 4
+    "TinyRegressor": TinyRegressor,  # notebook 5
+}

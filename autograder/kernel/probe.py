@@ -144,7 +144,7 @@ class Probe:
         args = self.inp(req.get("args", {"$list": []}))
         kwargs = self.inp(req.get("kwargs", {"$dict": {}}))
         tensors = [(k, a) for k, a in enumerate(args) if isinstance(a, torch.Tensor)]
-        before = [a.detach().clone() for _, a in tensors]
+        before = [(a.detach().clone(), a.requires_grad) for _, a in tensors]
         modes = active_modes()
         reply = {"modes": modes} if modes else {}
         cell = self.objects.get(req.get("good_sigmoid"))
@@ -154,8 +154,9 @@ class Probe:
                 with blockers.forbidden(req.get("forbid", [])), \
                         (blockers.good_sigmoid(cell) if cell is not None else blockers.replaced([])):
                     result = fn(*args, **kwargs)
-                    reply["mutated"] = [k for (k, a), b in zip(tensors, before, strict=True)
-                                        if a.shape != b.shape or not torch.equal(a.detach(), b)]
+                    reply["mutated"] = [k for (k, a), (b, grad) in zip(tensors, before, strict=True)
+                                        if a.shape != b.shape or a.requires_grad != grad
+                                        or not torch.equal(a.detach(), b)]
                     weights = req.get("backward")
                     if weights is not None:
                         stage = "backward"
