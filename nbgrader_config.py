@@ -2,32 +2,34 @@
 
 import os
 
-c = get_config()  # noqa: F821 (provided by nbgrader)
+from autograder.settings import load
 
+c = get_config()  # noqa: F821 (provided by nbgrader)
+settings = load()
 here = os.path.dirname(os.path.abspath(__file__))
 
 c.CourseDirectory.root = here
 c.CourseDirectory.source_directory = "source"
 c.CourseDirectory.release_directory = "notebooks"
 c.CourseDirectory.solution_directory = "solutions"
-c.CourseDirectory.db_url = os.environ.get("DB_URL") or f"sqlite:///{os.path.join(here, 'gradebook.db')}"
+c.CourseDirectory.db_url = settings.db_url or f"sqlite:///{os.path.join(here, 'gradebook.db')}"
 # A named course: PostgreSQL enforces the gradebook's foreign key from assignment to course (SQLite does not).
 c.CourseDirectory.course_id = "lstm-course"
 
 # Grade in the course's own kernel, whatever kernelspec a submission claims.
-c.Execute.kernel_name = os.environ.get("GRADING_KERNEL", "lstm-course")
+c.Execute.kernel_name = settings.grading_kernel
 # `python -m autograder autograde` (autograder/batch.py) grades in the sandboxed kernel of
 # autograder/sandbox.py, which talks to nbgrader over unix sockets in a directory bound into its sandbox.
-if os.environ.get("LSTM_IPC_PREFIX"):
+if settings.ipc_prefix:
     c.KernelManager.transport = "ipc"
-    c.KernelManager.ip = os.environ["LSTM_IPC_PREFIX"]
+    c.KernelManager.ip = settings.ipc_prefix
     c.KernelManager.shutdown_wait_time = 1.0  # results are in by then; the launcher drains the kernel's log
 # The Validate button (and `nbgrader validate`) also reports a visible check that fails or writes to stderr:
 # in a release the grading cells hold no tests, so by grading cells alone every notebook would "pass".
 c.Validator.validate_all = True
 # One cell may wait for CUDA start-up and a first torch import; the whole notebook has a budget.
-c.Execute.timeout = int(os.environ.get("CELL_TIMEOUT", "180"))
-c.BudgetedExecute.notebook_budget = int(os.environ.get("NOTEBOOK_BUDGET", "600"))
+c.Execute.timeout = settings.cell_timeout
+c.BudgetedExecute.notebook_budget = settings.notebook_budget
 
 c.Autograde.autograde_preprocessors = [
     "autograder.execute.ResilientExecute",  # runs the student's cells, judges the grading cells here; restarts
@@ -55,4 +57,4 @@ c.GenerateFeedback.preprocessors = [
     "autograder.sanitize.SanitizeStudentHTML",  # a TA opens these pages: no student script, frame or handler
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
-c.HideHiddenTests.enabled = os.environ.get("SHOW_HIDDEN_TESTS", "0") != "1"
+c.HideHiddenTests.enabled = not settings.show_hidden_tests

@@ -48,6 +48,8 @@ import nbformat
 
 from . import datafiles, gradelog, sandbox
 from .course import ROOT, Course, nbgrader_errors
+from .settings import ENV
+from .settings import load as load_settings
 
 GRADING_DIR = ".grading"  # under autograded/: staged copies, logs, the kernelspec
 UID_BASE = 61000
@@ -399,7 +401,7 @@ class Runner:
         # nbgrader start-up costs seconds: share it among a few notebooks, but keep the workers balanced
         self.chunk = max(1, min(4, len(todo) // (2 * jobs)))
         # wall-clock limit of an nbgrader process, per notebook (the budget covers the notebook and its restarts)
-        self.per_notebook = int(os.environ.get("GRADING_TIMEOUT") or budget + 140)
+        self.per_notebook = load_settings().grading_timeout or budget + 140
         self.pending = list(todo)
         # run as root, each worker's kernels get their own uid; batches running side by side, their own range
         self.uid_base = UID_BASE + (os.getpid() % 2000) * 16
@@ -410,10 +412,10 @@ class Runner:
         jupyter_path = os.pathsep.join(p for p in [str(self.spec_root), os.environ.get("JUPYTER_PATH", "")] if p)
         path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
         env = {
-            **os.environ, "PATH": path, "JUPYTER_PATH": jupyter_path, "GRADING_KERNEL": sandbox.KERNEL_NAME,
-            "LSTM_IPC_PREFIX": os.path.join(ipc_dir, "k"), gradelog.ENV: str(self.log_root),
+            **os.environ, "PATH": path, "JUPYTER_PATH": jupyter_path, ENV["grading_kernel"]: sandbox.KERNEL_NAME,
+            ENV["ipc_prefix"]: os.path.join(ipc_dir, "k"), ENV["grading_log"]: str(self.log_root),
             sandbox.MODE_ENV: self.mode, sandbox.THREADS_ENV: str(self.threads),
-            "CELL_TIMEOUT": str(self.cell_timeout), "NOTEBOOK_BUDGET": str(self.budget),
+            ENV["cell_timeout"]: str(self.cell_timeout), ENV["notebook_budget"]: str(self.budget),
             "PYTHONUNBUFFERED": "1",
         }
         if os.geteuid() == 0:
@@ -540,7 +542,7 @@ class Runner:
         staged = self.grading / "staged" / f"w{slot}-fallback"
         shutil.rmtree(staged, ignore_errors=True)
         stage(self.course, job, staged, force_release=f"grading it failed ({last})")
-        env = {**env, "NOTEBOOK_BUDGET": str(min(self.budget, 120))}
+        env = {**env, ENV["notebook_budget"]: str(min(self.budget, 120))}
         rc, out = self.nbgrader(job.assignment, staged, env, max(self.per_notebook, 300), job.student)
         shutil.rmtree(staged, ignore_errors=True)
         if self.graded(job):
@@ -604,8 +606,8 @@ def autograde(course: Course, assignments: list, students: list | None = None, j
             course.nbgrader("generate_assignment", assignment, "--force")
     prepare_gradebook(course, todo)
     n = max(1, min(jobs or default_jobs(), len(todo)))
-    runner = Runner(course, todo, n, mode, int(os.environ.get("CELL_TIMEOUT", "180")),
-                    int(os.environ.get("NOTEBOOK_BUDGET", "600")), grading, say)
+    config = load_settings()
+    runner = Runner(course, todo, n, mode, config.cell_timeout, config.notebook_budget, grading, say)
     say(f"grading {len(todo)} submission(s) of {', '.join(sorted({j.assignment for j in todo}))} with "
         f"{n} job(s) at a time, {runner.threads} thread(s) per kernel")
     threads = [threading.Thread(target=runner.worker, args=(slot,)) for slot in range(n)]
@@ -654,3 +656,12 @@ def write_report(path: Path, result: BatchResult) -> None:
     with open(path, "a") as fh:
         fh.write("\n".join(lines) + "\n")
 
+
+def grade(course: Course, assignment: str, student: str = "", jobs: int | None = None) -> subprocess.CompletedProcess:
+    """Grade one assignment (one student, or all) like ``make autograde``, ``jobs`` at a time (default: GRADING_JOBS,
+    else one per core). The CompletedProcess's stdout is the batch's report."""
+    lines: list[str] = []
+    result = autograde(course, [assignment], [student] if student else None, jobs=jobs or load_settings().jobs,
+                       say=lines.append)
+    failed = "\n".join(o.detail for o in result.outcomes if o.status == "failed")
+    return subprocess.CompletedProcess(["autograde", assignment, student], result.returncode, "\n".join(lines), failed)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from . import report
 from .course import Course
-from .sandbox import DEVICE_ENV
+from .settings import load as load_settings
 
 
 def _say(text: str) -> None:
@@ -15,7 +15,7 @@ def _say(text: str) -> None:
 
 
 def check_device() -> None:
-    name = os.environ.get(DEVICE_ENV, "cpu")
+    name = load_settings().device
     if name.startswith("cuda"):
         import torch
 
@@ -32,7 +32,7 @@ def autograde(course: Course, assignments: list[str]) -> int:
     check_device()
     from .batch import autograde as grade_batch
 
-    jobs = int(os.environ.get("GRADING_JOBS") or 0) or None
+    jobs = load_settings().jobs
     result = grade_batch(course, assignments, jobs=jobs, say=_say)
     for outcome in result.outcomes:
         if outcome.status == "failed":
@@ -46,7 +46,7 @@ def feedback(course: Course, assignments: list[str]) -> int:
     others. The number of assignments with a problem (0: all feedback written)."""
     if not course.dir("autograded").exists():
         return 0
-    timeout = float(os.environ.get("FEEDBACK_TIMEOUT") or 600)
+    timeout = load_settings().feedback_timeout
     failed = 0
     for assignment in assignments:
         written, said = course.feedback(assignment, timeout=timeout)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .datafiles import remove_non_regular
+from .settings import load as load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRATCH = ("submitted", "autograded", "feedback")
@@ -24,7 +25,7 @@ class Course:
 
     @property
     def db(self) -> str:
-        return self.db_url or os.environ.get("DB_URL") or f"sqlite:///{self.root / 'gradebook.db'}"
+        return self.db_url or load_settings().db_url or f"sqlite:///{self.root / 'gradebook.db'}"
 
     def dir(self, name: str) -> Path:
         return self.root / name
@@ -64,19 +65,6 @@ class Course:
     def solutions(self) -> None:
         for a in self.assignments:
             self.nbgrader("generate_solution", a, "--force")
-
-    def autograde(self, assignment: str, student: str = "", jobs: int | None = None) -> subprocess.CompletedProcess:
-        """Grade one assignment (one student, or all) through autograder/batch.py: parallel nbgrader
-        processes, each notebook in its own sandboxed kernel, ``jobs`` at a time (default: env
-        GRADING_JOBS, else one per core). The CompletedProcess's stdout is the batch's report."""
-        from .batch import autograde as grade_batch
-
-        lines: list[str] = []
-        jobs = jobs or int(os.environ.get("GRADING_JOBS") or 0) or None
-        result = grade_batch(self, [assignment], [student] if student else None, jobs=jobs, say=lines.append)
-        failed = "\n".join(o.detail for o in result.outcomes if o.status == "failed")
-        return subprocess.CompletedProcess(["autograde", assignment, student], result.returncode,
-                                           "\n".join(lines), failed)
 
     def feedback(self, assignment: str, timeout: float | None = None) -> tuple[bool, list[str]]:
         """HTML feedback for every graded student of ``assignment``: (written, what to report).

@@ -13,7 +13,6 @@ writes the verdict into the cell itself; whatever the kernel prints or raises ca
 """
 
 import json
-import os
 import time
 from queue import Empty
 
@@ -30,6 +29,7 @@ from .checks.harness import GradingFailure, passed_line, take_notes
 from .checks.link import ExchangeFailed, ExchangeTimeout, Link, request_code, using
 from .kernel import wire
 from .nbgrader_ext import HIDDEN_BEGIN, BudgetedExecute
+from .settings import load as load_settings
 
 
 def log_path(resources) -> str | None:
@@ -108,7 +108,7 @@ class ResilientExecute(BudgetedExecute):
                                          "being interrupted (an infinite loop that ignores KeyboardInterrupt?)")
                         if _out_of_memory(cell):
                             raise _Stuck("this cell ran out of memory (the kernel's limit is "
-                                         f"{os.environ.get('LSTM_KERNEL_MEMORY_MB', 'set by the grader')} MB), "
+                                         f"{load_settings().memory_mb} MB), "
                                          "and what it allocated would starve the cells after it")
                         current = None
                 failure = None

@@ -1,7 +1,7 @@
 """The grading log: one JSON-lines file per (assignment, student), one writer, one vocabulary.
 
-``<root>/<assignment>/<student>.jsonl``, with ``root`` from ``LSTM_GRADING_LOG`` (the batch sets it for every
-process it starts). Three processes append to it, all through ``append``: the launcher (what it saw of the
+``<root>/<assignment>/<student>.jsonl``; ``root`` is the setting ``grading_log``, which the batch sets for every
+process it starts. Three processes append to it, all through ``append``: the launcher (what it saw of the
 kernel, and what the kernel reported on its channel, marked ``"from": "kernel"``), the grader's executor
 (verdict-side events) and the batch (staging, failures). ``describe`` words each kind for the report.
 """
@@ -11,7 +11,8 @@ import os
 import threading
 import time
 
-ENV = "LSTM_GRADING_LOG"
+from .settings import load
+
 _lock = threading.Lock()
 
 # kind -> (is it an attempt on the grader or the sandbox?, how the report words it)
@@ -37,7 +38,7 @@ ATTEMPTS = frozenset(kind for kind, (attempt, _) in KINDS.items() if attempt)
 
 
 def path_for(assignment: str, student: str, root: str | None = None) -> str | None:
-    root = root if root is not None else os.environ.get(ENV, "")
+    root = root if root is not None else load().grading_log
     if not root or not assignment or not student:
         return None
     return os.path.join(root, assignment, f"{student}.jsonl")

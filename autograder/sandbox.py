@@ -40,6 +40,8 @@ from pathlib import Path
 
 from . import gradelog
 from .datafiles import copy_data
+from .settings import ENV, Settings
+from .settings import load as load_settings
 
 KERNEL_NAME = "lstm-course-sandbox"
 BOOT = "import sys; sys.path.insert(0, sys.argv[1]); import autograder.kernel.boot as b; b.main(sys.argv[1:])"
@@ -49,37 +51,19 @@ BOOT = "import sys; sys.path.insert(0, sys.argv[1]); import autograder.kernel.bo
 KERNEL_FLAGS = ("-P", "-s", "-B")
 PACKAGE = Path(__file__).resolve().parent
 
-# Settings, from the environment (the batch sets them for every nbgrader process it starts).
-MODE_ENV = "LSTM_SANDBOX"  # auto (default) | bwrap | none
-MEMORY_ENV = "LSTM_KERNEL_MEMORY_MB"
-CPU_ENV = "LSTM_KERNEL_CPU_SECONDS"
-PROCS_ENV = "LSTM_KERNEL_PROCS"
-THREADS_ENV = "LSTM_KERNEL_THREADS"
-UID_ENV = "LSTM_SANDBOX_UID"
-TMP_MB_ENV = "LSTM_KERNEL_TMP_MB"
-DEVICE_ENV = "LSTM_COURSE_DEVICE"
+# The environment variables the batch sets for the launchers it starts (their one definition: autograder/settings.py).
+MODE_ENV, MEMORY_ENV, CPU_ENV, PROCS_ENV, THREADS_ENV, UID_ENV, TMP_MB_ENV, DEVICE_ENV = (ENV[k] for k in (
+    "sandbox", "memory_mb", "cpu_seconds", "procs", "threads", "uid", "tmp_mb", "device"))
 BWRAP_ENV = "LSTM_BWRAP"  # the bubblewrap binary (default: bwrap on PATH)
-
-DEFAULT_MEMORY_MB = 6144
-DEFAULT_CPU_SECONDS = 1800
-DEFAULT_PROCS = 256
-DEFAULT_TMP_MB = 512
+DEFAULT_CPU_SECONDS = Settings().cpu_seconds
 FILE_SIZE_MB = 512
 
 
 def settings() -> dict:
-    env = os.environ
-    return {
-        "mode": env.get(MODE_ENV, "auto"),
-        "memory_mb": int(env.get(MEMORY_ENV) or DEFAULT_MEMORY_MB),
-        "cpu_seconds": int(env.get(CPU_ENV) or DEFAULT_CPU_SECONDS),
-        "procs": int(env.get(PROCS_ENV) or DEFAULT_PROCS),
-        "threads": int(env.get(THREADS_ENV) or 0),
-        "uid": int(env.get(UID_ENV) or 0),
-        "log": env.get(gradelog.ENV, ""),
-        "tmp_mb": int(env.get(TMP_MB_ENV) or DEFAULT_TMP_MB),
-        "device": env.get(DEVICE_ENV, "cpu"),
-    }
+    """The launcher's settings (``autograder/settings.py``), as the dict the functions below take."""
+    s = load_settings()
+    return {"mode": s.sandbox, "memory_mb": s.memory_mb, "cpu_seconds": s.cpu_seconds, "procs": s.procs,
+            "threads": s.threads, "uid": s.uid, "log": s.grading_log, "tmp_mb": s.tmp_mb, "device": s.device}
 
 
 def write_kernelspec(dest: Path) -> Path:
@@ -185,7 +169,7 @@ def kernel_env(cfg: dict, assignment: str = "") -> dict:
         "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "MPLBACKEND": "module://matplotlib_inline.backend_inline",
         "MPLCONFIGDIR": "/tmp/home/.matplotlib", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONNOUSERSITE": "1", "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
-        "OPENBLAS_NUM_THREADS": threads, "MALLOC_ARENA_MAX": "2", "LSTM_KERNEL_THREADS": threads,
+        "OPENBLAS_NUM_THREADS": threads, "MALLOC_ARENA_MAX": "2", THREADS_ENV: threads,
         DEVICE_ENV: cfg["device"], "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
         "NBGRADER_EXECUTION": os.environ.get("NBGRADER_EXECUTION", "autograde"),
         "JUPYTER_PLATFORM_DIRS": "1", "TORCHINDUCTOR_CACHE_DIR": "/tmp/inductor",
@@ -243,7 +227,7 @@ def bwrap_works() -> tuple[bool, str]:
 
 def resolve_mode(requested: str | None = None) -> tuple[str, str]:
     """("bwrap" | "none", why) for the requested mode: auto, bwrap or none."""
-    requested = requested or os.environ.get(MODE_ENV, "auto")
+    requested = requested or load_settings().sandbox
     if requested == "none":
         return "none", "sandbox switched off (LSTM_SANDBOX=none)"
     ok, why = bwrap_works()

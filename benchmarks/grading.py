@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/grading.py --out bench-results [--submissions 20]
 
 The floor is what no grader can beat: a fresh kernel that imports torch (the course's plain kernel, and
-the sandboxed one the grader uses, which also loads the hidden tests and arms its guard). Grading is
+the sandboxed one the grader uses, which also loads the probe and its audit hook). Grading is
 the whole of `python -m autograder autograde` on notebook 1 (pre-flight, nbgrader, the sandboxed kernel,
 the gradebook), on a throwaway course with N submissions, with 1 and then 2 jobs at a time.
 Results are printed and written to OUT/grading.json and OUT/grading.txt.
@@ -24,7 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from autograder import sandbox  # noqa: E402
+from autograder import (
+    batch,  # noqa: E402
+    sandbox,  # noqa: E402
+)
 from autograder.course import copy_course  # noqa: E402
 from autograder.demo import PLANTED  # noqa: E402
 from autograder.submissions import fill, read, reference_answers, reference_submission, submit  # noqa: E402
@@ -90,7 +93,7 @@ def grade(n: int, jobs: int) -> tuple[float, dict]:
     course = make_course(n)
     try:
         start = time.perf_counter()
-        result = course.autograde(A, jobs=jobs)
+        result = batch.grade(course, A, jobs=jobs)
         seconds = time.perf_counter() - start
         if result.returncode != 0:
             raise SystemExit(f"grading failed:\n{result.stdout}\n{result.stderr}")
@@ -120,7 +123,7 @@ def main() -> int:
     plain = floor("lstm-course", False, args.repeat)
     boxed = floor(sandbox.KERNEL_NAME, True, args.repeat)
     print(f"floor: fresh kernel + import torch: {plain:.2f} s (plain kernel), {boxed:.2f} s (sandboxed, "
-          "hidden tests loaded, guard armed)", flush=True)
+          "the probe loaded, its watch hook on)", flush=True)
     n = args.submissions
     one, scores_one = grade(n, 1)
     print(f"1 job : {n} notebooks in {one:.1f} s = {one / n:.2f} s per notebook", flush=True)

@@ -30,6 +30,7 @@ from nbgrader.api import Gradebook
 from playwright.sync_api import Page, expect
 
 from autograder import report
+from autograder.batch import grade
 from autograder.course import ROOT, Course, copy_course
 from autograder.demo import PLANTED, STUDENTS, make_submissions
 from autograder.submissions import fill, is_solution, nbgrader_meta, read, reference_answers
@@ -399,7 +400,7 @@ def demo_class(tmp_path_factory) -> Course:
     for assignment, students in GRADED.items():
         for student in set(STUDENTS) - set(students):
             shutil.rmtree(course.notebook("submitted", assignment, student).parent)
-        result = course.autograde(assignment)
+        result = grade(course, assignment)
         assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
     return course
 

@@ -14,6 +14,7 @@ from corpus import LIMITS, A, Listener, environ, expect_case
 from corpus.hostile import CONTROLS, cases, planted
 
 from autograder import report, sandbox
+from autograder.batch import grade
 from autograder.course import ROOT, copy_course
 from autograder.submissions import reference_submission, submit
 
@@ -42,7 +43,7 @@ def attacked(tmp_path_factory):
                                       course.root / "instructor_secret.txt"]}
     try:
         with environ(**LIMITS):
-            result = course.autograde(A, jobs=2)
+            result = grade(course, A, jobs=2)
     finally:
         listener.close()
     scores = report.by_exercise(report.scores(course))

@@ -10,6 +10,7 @@ import torch
 from corpus import LIMITS, ZERO, A, answers, environ, make_autograde, reference, release
 
 from autograder import batch, report
+from autograder.batch import grade
 from autograder.course import copy_course
 from autograder.demo import PLANTED
 from autograder.submissions import fill, reference_submission, submit
@@ -50,7 +51,7 @@ def runs(tmp_path_factory):
         course.nbgrader("generate_assignment", A, "--force")
         _submissions(course)
     with environ(**LIMITS):
-        one = serial.autograde(A, jobs=1)
+        one = grade(serial, A, jobs=1)
     two = make_autograde(parallel, jobs=2)
     return serial, parallel, one, two
 
@@ -125,7 +126,7 @@ def test_device_cuda_without_a_gpu_stops_with_a_clear_message(runs):
 def test_without_bubblewrap_grading_still_works_and_says_so(runs):
     serial, _, _, _ = runs
     with environ(**LIMITS, LSTM_BWRAP="/nonexistent/bwrap"):
-        done = serial.autograde(A, "reference", jobs=1)
+        done = grade(serial, A, "reference", jobs=1)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "WARNING: grading WITHOUT a sandbox" in done.stdout
     assert "apt-get install bubblewrap" in done.stdout
@@ -142,7 +143,7 @@ def test_a_submission_nbgrader_cannot_finish_gets_zero_and_a_message(runs):
     serial, _, _, _ = runs
     submit(serial, "sleepy", A, with_cell_after(reference(serial), "sigmoid", "import time\ntime.sleep(120)\n"))
     with environ(CELL_TIMEOUT="200", NOTEBOOK_BUDGET="300", GRADING_TIMEOUT="25"):
-        done = serial.autograde(A, "sleepy", jobs=1)
+        done = grade(serial, A, "sleepy", jobs=1)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"{A} / sleepy: fallback" in done.stdout, done.stdout
     totals = report.by_exercise(report.scores(serial))
@@ -158,7 +159,7 @@ def test_a_notebook_nbgrader_never_reaches_is_tried_again_then_graded_as_the_rel
     serial, _, _, _ = runs
     submit(serial, "unreached", A, reference(serial))
     with environ(GRADING_TIMEOUT="1"):
-        done = serial.autograde(A, "unreached", jobs=1)
+        done = grade(serial, A, "unreached", jobs=1)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"{A} / unreached: fallback" in done.stdout, done.stdout
     assert done.stdout.count(f"{A} / unreached: not reached") == batch.MAX_TRIES, done.stdout

@@ -9,7 +9,6 @@ sees.
 
 import functools
 import hashlib
-import os
 import secrets
 import sys
 import warnings
@@ -18,11 +17,12 @@ from dataclasses import dataclass
 import torch
 
 from ..kernel import wire
+from ..settings import load as load_settings
 from .link import ExchangeFailed, LocalLink, current, using
 
-DEVICE_ENV = "LSTM_COURSE_DEVICE"
-SEED_ENV = "LSTM_GRADER_SEED"  # reproduce a grading run's inputs; by default every run draws fresh ones
-_run_seed = int(os.environ.get(SEED_ENV) or secrets.randbits(62))
+_settings = load_settings()
+# LSTM_GRADER_SEED reproduces a grading run's inputs; by default every run draws fresh ones
+_run_seed = _settings.grader_seed or secrets.randbits(62)
 
 
 class GradingFailure(AssertionError):
@@ -40,7 +40,7 @@ class ReadyMadeLSTMUsed(GradingFailure):
 
 def device() -> torch.device:
     """Where the student's code runs (``DEVICE=cuda`` grades on the GPU); references stay on this side's CPU."""
-    return torch.device(os.environ.get(DEVICE_ENV, "cpu"))
+    return torch.device(_settings.device)
 
 
 def _seed(name: str, purpose: str) -> int:

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from .. import report
+from ..batch import grade
 from ..course import Course
 from ..submissions import Mutation, fill, read, reference_answers, submit
 
@@ -80,7 +81,7 @@ def run(course: Course, assignment: str) -> list[Outcome]:
     for name, style in styles(assignment).items():
         students[f"style-{name}"] = ("style", name, "", None)
         submit(course, f"style-{name}", assignment, fill(release, {**answers, **style}))
-    course.autograde(assignment)
+    grade(course, assignment)
     rows = [r for r in report.scores(course, list(students)) if r.assignment == assignment]
     outcomes = []
     for student, (kind, name, exercise, mutation) in students.items():

@@ -1,0 +1,74 @@
+"""Every setting of the grader, in one place: read from the environment once per process, then passed down.
+
+The environment is how settings travel between the grader's processes (the batch, the nbgrader processes
+it starts, their kernel launchers), so each reads them here, once, with ``load()``; nothing else in the
+grader reads the environment for a setting. (The kernel's own package, which may import nothing of the
+grader, reads the two it needs, ``LSTM_COURSE_DEVICE`` and ``LSTM_KERNEL_THREADS``, from the environment
+the launcher gives it.) This module imports nothing heavy: ``make grades`` does not import torch.
+"""
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    device: str = "cpu"  # DEVICE / LSTM_COURSE_DEVICE: where student code runs (references stay on CPU)
+    jobs: int | None = None  # GRADING_JOBS: notebooks graded at once (default: one per core)
+    cell_timeout: int = 180  # CELL_TIMEOUT: seconds for one cell, or one hidden test
+    notebook_budget: int = 600  # NOTEBOOK_BUDGET: seconds for a whole notebook, restarts included
+    grading_timeout: int | None = None  # GRADING_TIMEOUT: wall-clock limit of an nbgrader process, per notebook
+    feedback_timeout: float = 600.0  # FEEDBACK_TIMEOUT: seconds for one assignment's feedback
+    db_url: str = ""  # DB_URL: the gradebook (default: sqlite in the course root)
+    show_hidden_tests: bool = False  # SHOW_HIDDEN_TESTS=1: feedback shows the hidden tests' source
+    grader_seed: int | None = None  # LSTM_GRADER_SEED: reproduce a grading run's inputs (default: fresh each run)
+    grading_log: str = ""  # LSTM_GRADING_LOG: directory of the grading logs (the batch sets it)
+    sandbox: str = "auto"  # LSTM_SANDBOX: auto | bwrap | none
+    memory_mb: int = 6144  # LSTM_KERNEL_MEMORY_MB
+    cpu_seconds: int = 1800  # LSTM_KERNEL_CPU_SECONDS
+    procs: int = 256  # LSTM_KERNEL_PROCS
+    threads: int = 0  # LSTM_KERNEL_THREADS (0: cores / jobs)
+    uid: int = 0  # LSTM_SANDBOX_UID (run as root: the kernels' uid)
+    tmp_mb: int = 512  # LSTM_KERNEL_TMP_MB: the kernel's private /tmp
+    grading_kernel: str = "lstm-course"  # GRADING_KERNEL: the kernelspec nbgrader grades in (the batch sets it)
+    ipc_prefix: str = ""  # LSTM_IPC_PREFIX: the kernels' socket path prefix (the batch sets it)
+
+
+ENV = {  # field -> environment variable
+    "device": "LSTM_COURSE_DEVICE", "jobs": "GRADING_JOBS", "cell_timeout": "CELL_TIMEOUT",
+    "notebook_budget": "NOTEBOOK_BUDGET", "grading_timeout": "GRADING_TIMEOUT", "feedback_timeout": "FEEDBACK_TIMEOUT",
+    "db_url": "DB_URL", "show_hidden_tests": "SHOW_HIDDEN_TESTS", "grader_seed": "LSTM_GRADER_SEED",
+    "grading_log": "LSTM_GRADING_LOG", "sandbox": "LSTM_SANDBOX", "memory_mb": "LSTM_KERNEL_MEMORY_MB",
+    "cpu_seconds": "LSTM_KERNEL_CPU_SECONDS", "procs": "LSTM_KERNEL_PROCS", "threads": "LSTM_KERNEL_THREADS",
+    "uid": "LSTM_SANDBOX_UID", "tmp_mb": "LSTM_KERNEL_TMP_MB", "grading_kernel": "GRADING_KERNEL",
+    "ipc_prefix": "LSTM_IPC_PREFIX",
+}
+
+
+def from_environment(env=None) -> Settings:
+    env = os.environ if env is None else env
+    defaults = Settings()
+    values = {}
+    for field, name in ENV.items():
+        raw = env.get(name, "")
+        default = getattr(defaults, field)
+        if raw == "":
+            continue
+        if field == "show_hidden_tests":
+            values[field] = raw == "1"
+        elif field in ("jobs", "grading_timeout", "grader_seed"):
+            values[field] = int(raw) or None if field == "jobs" else int(raw)
+        elif isinstance(default, bool) or default is None:
+            values[field] = raw
+        elif isinstance(default, int):
+            values[field] = int(raw)
+        elif isinstance(default, float):
+            values[field] = float(raw)
+        else:
+            values[field] = raw
+    return Settings(**values)
+
+
+def load() -> Settings:
+    """The settings as the environment has them now: an entry point reads them once and passes them down."""
+    return from_environment()
