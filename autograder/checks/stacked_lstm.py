@@ -179,17 +179,24 @@ def _call_model(model, *args, what, **options):
         elif "in-place" in text or "inplace" in text:
             cause = f" {INPLACE_HINT}"
         explained = GradingFailure(
-            f"{what} raised {raised.get('type', 'an exception')}: {text}.{_line_in(raised)}{cause}")
+            f"{what} raised {raised.get('type', 'an exception')}: {text}.{_line_in(raised, model)}{cause}")
         explained.raised = raised
         raise explained from None
 
 
-def _line_in(raised):
-    """' It happened in your code, in `f`: `line`.' for the notebook frame the probe reported."""
+def _line_in(raised, model):
+    """' It happened in your code, in `f`: `line`.' for the notebook frame the probe reported, unless that frame
+    is in the given cell (a function of ``LSTMCell`` or ``sigmoid`` that the student's LSTM does not define):
+    the probe reports the innermost notebook frame, and the given cell is not the student's code."""
     line = raised.get("line")
-    if isinstance(line, dict) and line.get("code"):
-        return f" It happened in your code, in `{str(line.get('function'))[:80]}`: `{str(line['code'])[:200]}`."
-    return ""
+    if not (isinstance(line, dict) and line.get("code")):
+        return ""
+    function = str(line.get("function"))
+    given = student("LSTMCell")
+    in_given = function == "sigmoid" or (isinstance(given, Remote) and given.has(function))
+    if in_given and not (isinstance(model, Remote) and model.type().has(function)):
+        return ""
+    return f" It happened in your code, in `{function[:80]}`: `{str(line['code'])[:200]}`."
 
 
 def _run(model, x, h0=None, c0=None, what="LSTM.forward"):
