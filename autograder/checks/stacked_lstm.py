@@ -1,25 +1,24 @@
 """Hidden tests for notebook 2: the stacked ``LSTM`` and ``load_lstm_from_torch``.
 
-Every forward test builds the student's model itself, runs it on the grading device in float64 and
-compares with ``torch.nn.LSTM`` (float64, CPU) carrying the same weights. When the numbers differ, the
-student's results are compared with stacks that make one usual mistake on purpose (``_stack``), so the
-message can name the mistake instead of only saying "differs". The cells are the given reference
-``LSTMCell``, so every difference comes from the stack itself.
+Every forward test builds the student's model itself, loads the grader's own weights into its cells,
+runs it on the grading device in float64 and compares with ``torch.nn.LSTM`` (float64, CPU) carrying
+those weights. When the numbers differ, the student's results are compared with stacks that make one
+usual mistake on purpose (``_stack``), so the message can name the mistake instead of only saying
+"differs". The cells are the given reference ``LSTMCell``, so every difference comes from the stack itself.
 """
 
-import traceback
-
 import torch
-import torch.nn as nn
 
-from .. import oracles
-from ..harness import (
+from . import _cell, oracles
+from .harness import (
     GradingFailure,
     ReadyMadeLSTMUsed,
+    Remote,
     call,
     close,
-    device,
+    describe,
     expect_close,
+    fixture,
     hidden_test,
     max_abs_diff,
     student,
@@ -49,7 +48,7 @@ INPLACE_HINT = (
 def _classes():
     lstm = student("LSTM")
     cell = student("LSTMCell")
-    if not (isinstance(lstm, type) and issubclass(lstm, nn.Module)):
+    if not (isinstance(lstm, Remote) and lstm.module_class):
         raise GradingFailure("LSTM must be a class that subclasses nn.Module (class LSTM(nn.Module)).")
     return lstm, cell
 
@@ -64,37 +63,53 @@ def _make(cls, inp, hid, num_layers=None, batch_first=None):
     return call(cls, inp, hid, what=label, **kwargs), label
 
 
+def _is_module_list(value) -> bool:
+    """An nn.ModuleList in the kernel: the probe gives a length only to ModuleLists, lists and tuples, and
+    lists and tuples are not modules (they cross as plain lists of handles)."""
+    return isinstance(value, Remote) and value.is_module and value.length is not None
+
+
+def _items(layers) -> list:
+    """The entries of a ModuleList (handles) or of a plain list or tuple that crossed as one."""
+    if isinstance(layers, Remote):
+        return [layers.item(k) for k in range(layers.length or 0)]
+    return list(layers) if isinstance(layers, (list, tuple)) else []
+
+
 def _check_layers(model, inp, hid, num_layers, label):
-    """The structure the contract fixes; a failure here explains itself before any number is compared."""
-    layers = getattr(model, "layers", None)
+    """The structure the contract fixes; a failure here explains itself before any number is compared.
+    Returns the cells (handles), bottom layer first."""
+    layers = model.attr("layers", None)
     if layers is None:
         raise GradingFailure(
             f"{label} has no attribute `layers`: store the cells in self.layers = nn.ModuleList(...)."
         )
-    if not isinstance(layers, nn.ModuleList):
+    if not _is_module_list(layers):
         raise GradingFailure(
-            f"{label}.layers is a {type(layers).__name__}, not an nn.ModuleList: a plain list hides the "
+            f"{label}.layers is a {describe(layers)}, not an nn.ModuleList: a plain list hides the "
             "cells' parameters from .parameters(), .to(), .double() and optimizers. Use nn.ModuleList(...)."
         )
-    if len(layers) != num_layers:
-        raise GradingFailure(f"{label}.layers holds {len(layers)} cells, expected num_layers = {num_layers}.")
-    cell_class = getattr(type(model), "cell_class", None)
+    if layers.length != num_layers:
+        raise GradingFailure(f"{label}.layers holds {layers.length} cells, expected num_layers = {num_layers}.")
+    cell_class = model.type().attr("cell_class")
     if cell_class is None:
         raise GradingFailure("LSTM needs the class attribute cell_class = LSTMCell, in the class body.")
-    for k, layer in enumerate(layers):
-        if not isinstance(layer, cell_class):
+    cells = _items(layers)
+    for k, layer in enumerate(cells):
+        if not (isinstance(layer, Remote) and layer.isinstance(cell_class)):
             raise GradingFailure(
-                f"{label}.layers[{k}] is a {type(layer).__name__}, expected a {cell_class.__name__} "
+                f"{label}.layers[{k}] is a {describe(layer)}, expected a "
+                f"{getattr(cell_class, '__name__', describe(cell_class))} "
                 "(build each layer with self.cell_class(...))."
             )
-    if len({id(layer) for layer in layers}) != len(layers):
+    if len({layer.key for layer in cells}) != len(cells):
         raise GradingFailure(
             f"in {label} the same cell object appears more than once in layers (e.g. [cell] * n): every "
             "layer needs its own cell with its own weights — create a new self.cell_class(...) for each."
         )
-    for k, layer in enumerate(layers):
+    for k, layer in enumerate(cells):
         want = (inp if k == 0 else hid, hid)
-        got = (getattr(layer, "input_size", None), getattr(layer, "hidden_size", None))
+        got = (layer.attr("input_size"), layer.attr("hidden_size"))
         if got == want:
             continue
         if k > 0 and got == (inp, hid):
@@ -108,49 +123,53 @@ def _check_layers(model, inp, hid, num_layers, label):
             f"input_size={want[0]}, hidden_size={want[1]}: layer 0 maps input_size → hidden_size, the "
             "others hidden_size → hidden_size (cell_class(input_size, hidden_size): input first)."
         )
-    registered = {id(p) for p in model.parameters()}
-    for k, layer in enumerate(layers):
-        for name, p in layer.named_parameters():
-            if id(p) not in registered:
+    registered = {p.ident for p in model.params().values()}
+    for k, layer in enumerate(cells):
+        for name, p in layer.params().items():
+            if p.ident not in registered:
                 raise GradingFailure(
                     f"{label}.parameters() does not include layers[{k}].{name}: keep the cells in the "
                     "nn.ModuleList self.layers."
                 )
-    return layers
+    return cells
 
 
 def _model(inp, hid, num_layers=None, batch_first=None):
-    """The student's LSTM, checked for structure, on the grading device in float64."""
+    """The student's LSTM, checked for structure, on the grading device in float64, every cell holding the
+    grader's own weights: ``model.weights`` (one dict per layer, float64 on CPU) and ``model.cells``."""
     cls, _ = _classes()
     model, label = _make(cls, inp, hid, num_layers, batch_first)
-    _check_layers(model, inp, hid, 2 if num_layers is None else num_layers, label)
-    for k, layer in enumerate(model.layers):
-        names = dict(layer.named_parameters())
+    cells = _check_layers(model, inp, hid, 2 if num_layers is None else num_layers, label)
+    for k, layer in enumerate(cells):
+        names = layer.params()
         if any(n not in names for n in oracles.CELL_PARAMS):
             raise GradingFailure(f"{label}.layers[{k}] lacks some of the twelve LSTMCell parameters.")
-    model.to(device(), F64)
+    _cell.to_device(model, f"{label}.to(device, torch.float64)")
+    spread = 1 / hid**0.5  # the cells' own init, U(-1/sqrt(H), 1/sqrt(H))
+    weights = [_cell.fill_uniform(layer, spread) for layer in cells]
+    model.cells = cells
+    model.weights = [{name: w[name] for name in oracles.CELL_PARAMS} for w in weights]
     return model, label
 
 
 # --------------------------------------------------------------------------- running it
 
 
-def _call_model(model, *args, what):
+def _call_model(model, *args, what, **options):
     """``harness.call`` on the student's model, with its failures explained for a stack.
 
-    The cells are the given reference, so the line worth showing is the student's own (the outermost
-    notebook frame, not the innermost, which is in the given cell), and the likely cause is what the
-    stack hands the cells rather than the cells' matrix products.
+    The cells are the given reference, so the likely cause is what the stack hands the cells rather than
+    the cells' matrix products.
     """
     try:
-        return call(model, *args, what=what)
+        return call(model, *args, what=what, **options)
     except ReadyMadeLSTMUsed:
         raise
     except GradingFailure as failure:
-        err = failure.__context__  # call() raises ``from None``: the student's exception is still here
-        if not isinstance(err, Exception) or isinstance(err, (GradingFailure, NotImplementedError)):
+        raised = failure.raised  # what the student's code raised, as the probe described it
+        if not raised or raised.get("kind") != "error":
             raise
-        text = str(err).rstrip(".")
+        text = str(raised.get("message", "")).rstrip(".")
         cause = ""
         if any(s in text for s in ("cannot be multiplied", "size of tensor", "must match", "size mismatch",
                                    "Expected hidden", "shape")):
@@ -159,34 +178,35 @@ def _call_model(model, *args, what):
             cause = f" {DTYPE_HINT}"
         elif "in-place" in text or "inplace" in text:
             cause = f" {INPLACE_HINT}"
-        raise GradingFailure(f"{what} raised {type(err).__name__}: {text}.{_line_in(err)}{cause}") from None
+        explained = GradingFailure(
+            f"{what} raised {raised.get('type', 'an exception')}: {text}.{_line_in(raised, model)}{cause}")
+        explained.raised = raised
+        raise explained from None
 
 
-def _line_in(err):
-    """' It happened in your code, in `f`: `line`.' for the outermost notebook frame of the traceback.
-
-    The traceback starts at ``_call_model``, so its first notebook frame is the student's own method
-    (usually ``forward``); deeper notebook frames belong to the given cells, which are not theirs.
-    """
-    for frame in traceback.extract_tb(err.__traceback__):
-        name = frame.filename
-        if name.startswith("<ipython-input") or "ipykernel_" in name or name.startswith("<cell"):
-            code = (frame.line or "").strip()
-            return f" It happened in your code, in `{frame.name}`: `{code}`." if code else ""
-    return ""
+def _line_in(raised, model):
+    """' It happened in your code, in `f`: `line`.' for the notebook frame the probe reported, unless that frame
+    is in the given cell (a function of ``LSTMCell`` or ``sigmoid`` that the student's LSTM does not define):
+    the probe reports the innermost notebook frame, and the given cell is not the student's code."""
+    line = raised.get("line")
+    if not (isinstance(line, dict) and line.get("code")):
+        return ""
+    function = str(line.get("function"))
+    given = student("LSTMCell")
+    in_given = function == "sigmoid" or (isinstance(given, Remote) and given.has(function))
+    if in_given and not (isinstance(model, Remote) and model.type().has(function)):
+        return ""
+    return f" It happened in your code, in `{function[:80]}`: `{str(line['code'])[:200]}`."
 
 
 def _run(model, x, h0=None, c0=None, what="LSTM.forward"):
-    dev = device()
-    args = [t.to(dev) if t is not None else None for t in (x, h0, c0)]
-    copies = [t.clone() if t is not None else None for t in args]
-    out = _call_model(model, *(args[:1] if h0 is None and c0 is None else args), what=what)
-    for name, before, after in zip(("x", "h0", "c0"), copies, args, strict=True):
-        if before is not None and not torch.equal(before, after):
-            raise GradingFailure(
-                f"{what} changed the caller's {name} in place (e.g. h0[k] = ...): keep each layer's "
-                "current state in Python lists and torch.stack them at the end."
-            )
+    report = {}
+    out = _call_model(model, *((x,) if h0 is None and c0 is None else (x, h0, c0)), what=what, report=report)
+    for k in report["mutated"]:
+        raise GradingFailure(
+            f"{what} changed the caller's {('x', 'h0', 'c0')[k]} in place (e.g. h0[k] = ...): keep each "
+            "layer's current state in Python lists and torch.stack them at the end."
+        )
     return _unpack(out, what)
 
 
@@ -200,7 +220,7 @@ def _unpack(out, what):
             "torch.stack(outputs) stacks the last layer's h_t of every step along a new first axis."
         )
     if not isinstance(output, torch.Tensor):
-        raise GradingFailure(f"{what}: output should be a tensor, got {type(output).__name__}.")
+        raise GradingFailure(f"{what}: output should be a tensor, got {describe(output)}.")
     if not isinstance(states, (tuple, list)) or len(states) != 2:
         raise GradingFailure(
             f"{what}: the second value returned should be the pair (h_n, c_n), got {_describe(states)}."
@@ -213,7 +233,7 @@ def _unpack(out, what):
                 "states into one tensor with torch.stack, shape (num_layers, batch, hidden_size)."
             )
         if not isinstance(value, torch.Tensor):
-            raise GradingFailure(f"{what}: {name} should be a tensor, got {type(value).__name__}.")
+            raise GradingFailure(f"{what}: {name} should be a tensor, got {describe(value)}.")
     return output, h_n, c_n
 
 
@@ -222,7 +242,7 @@ def _describe(value):
         return f"a tensor of shape {tuple(value.shape)}"
     if isinstance(value, (tuple, list)):
         return f"a {type(value).__name__} of {len(value)} items"
-    return type(value).__name__
+    return describe(value)
 
 
 def _check_shapes(output, h_n, c_n, seq_len, batch, hid, layers, label, batched=True, batch_first=False):
@@ -279,7 +299,8 @@ def _check_shapes(output, h_n, c_n, seq_len, batch, hid, layers, label, batched=
 
 
 def _params(model):
-    return [oracles.cell_params(layer) for layer in model.layers]
+    """The grader's own weights in the student's model (``_model`` loaded them), one dict per layer."""
+    return model.weights
 
 
 def _oracle(model, batch_first=False):
@@ -438,7 +459,7 @@ def _expect_forward(model, x, h0, c0, label, batch_first=False):
         seq_len, batch = (x.shape[1], x.shape[0]) if batch_first else (x.shape[0], x.shape[1])
     else:
         seq_len, batch = x.shape[0], None
-    layers, hid = len(model.layers), model.layers[0].hidden_size
+    layers, hid = len(model.weights), model.weights[0]["U_f"].shape[0]
     _check_shapes(*got, seq_len, batch, hid, layers, label, batched=batched, batch_first=batch_first)
     if all(close(g, w) for g, w in zip(got, want, strict=True)):
         if got[0].dtype != F64:
@@ -509,9 +530,10 @@ def _equal_size_diagnosis(original: GradingFailure):
 def lstm_structure():
     """LSTM keeps an nn.ModuleList of cell_class cells, input→hidden then hidden→hidden, for 1 to 3 layers."""
     cls, cell = _classes()
-    if getattr(cls, "cell_class", None) is not cell:
+    cell_class = cls.attr("cell_class")
+    if cell_class != cell:
         raise GradingFailure(
-            f"LSTM.cell_class is {getattr(cls, 'cell_class', None)!r}: the class body should say "
+            f"LSTM.cell_class is {cell_class!r}: the class body should say "
             "cell_class = LSTMCell."
         )
     model, label = _make(cls, 5, 3)
@@ -519,26 +541,25 @@ def lstm_structure():
     for num_layers in (1, 3):
         other, other_label = _make(cls, 4, 6, num_layers=num_layers)
         _check_layers(other, 4, 6, num_layers, other_label)
-    n_params = len(list(model.parameters()))
+    n_params = len(model.params())
     if n_params != 24:
         raise GradingFailure(f"{label}.parameters() yields {n_params} tensors, expected 2 × 12 = 24.")
     want_keys = {f"layers.{k}.{name}" for k in range(2) for name in oracles.CELL_PARAMS}
-    keys = set(model.state_dict())
+    state = model.method("state_dict", what=f"{label}.state_dict()")
+    keys = set(state) if isinstance(state, dict) else set()
     if not want_keys <= keys:
         raise GradingFailure(
             f"{label}.state_dict() lacks {sorted(want_keys - keys)[0]}: the cells belong in self.layers, an "
             "nn.ModuleList, so that their weights are saved as layers.0.W_f, layers.1.W_f, ..."
         )
 
-    class MarkedCell(cell):
-        """A cell a subclass swaps in, as notebooks 3 and 4 do."""
-
-    class MarkedLSTM(cls):
-        cell_class = MarkedCell
-
-    sub = call(MarkedLSTM, 5, 3, num_layers=3, what="a subclass of LSTM with cell_class = MarkedCell")
-    layers = getattr(sub, "layers", [])
-    plain = [type(layer).__name__ for layer in layers if not isinstance(layer, MarkedCell)]
+    # A cell a subclass swaps in, as notebooks 3 and 4 do; both classes are made in the kernel.
+    marked_cell = fixture("subclass", cell, "MarkedCell", {})
+    marked_lstm = fixture("subclass", cls, "MarkedLSTM", {"cell_class": marked_cell})
+    sub = call(marked_lstm, 5, 3, num_layers=3, what="a subclass of LSTM with cell_class = MarkedCell")
+    layers = _items(sub.attr("layers", []) if isinstance(sub, Remote) else [])
+    plain = [describe(layer) for layer in layers
+             if not (isinstance(layer, Remote) and layer.isinstance(marked_cell))]
     if plain or len(layers) != 3:
         raise GradingFailure(
             "a subclass of LSTM that sets cell_class = MarkedCell got layers of type "
@@ -550,13 +571,12 @@ def lstm_structure():
     k = 1 / hid**0.5
     big, big_label = _make(cls, 16, hid, num_layers=2)
     _check_layers(big, 16, hid, 2, big_label)
-    with torch.no_grad():
-        for p in big.parameters():
-            p.fill_(5.0)
-    call(big.reset_parameters, what="LSTM.reset_parameters()")
-    for name, p in big.named_parameters():
-        hi = p.detach().abs().max().item()
-        if hi > k * (1 + 1e-6) or p.detach().std().item() < 0.3 * k:
+    big.load({name: torch.full(p.value.shape, 5.0) for name, p in big.params().items()})
+    big.method("reset_parameters", what="LSTM.reset_parameters()")
+    for name, p in big.params().items():
+        values = p.value.double()
+        hi = values.abs().max().item()
+        if hi > k * (1 + 1e-6) or values.std().item() < 0.3 * k:
             raise GradingFailure(
                 f"after reset_parameters(), {name} ranges up to {hi:.3g}: reset_parameters should "
                 f"re-initialise every layer (call each cell's reset_parameters), U(-k, k) with k = {k:.3g}."
@@ -662,66 +682,65 @@ def lstm_gradients():
     ((want_out * w_out).sum() + (want_h * w_h).sum() + (want_c * w_c).sum()).backward()
     want_param = _split_lstm_grads(ref, layers)
 
-    dev = device()
-    mine = [t.detach().to(dev).requires_grad_(True) for t in (x, h0, c0)]
+    mine = [t.clone().requires_grad_(True) for t in (x, h0, c0)]
     output, h_n, c_n = _unpack(_call_model(model, *mine, what=f"{label}.forward"), f"{label}.forward")
     if not (close(output, want_out) and close(h_n, want_h) and close(c_n, want_c)):
         raise GradingFailure(
             "the forward pass already differs from torch.nn.LSTM's (see the forward tests), so the gradients "
             "do too: fix forward first."
         )
-    loss = (output * w_out.to(dev)).sum() + (h_n * w_h.to(dev)).sum() + (c_n * w_c.to(dev)).sum()
-    call(loss.backward, what=f"backward through {label}")
+    _, grads = call(model, *mine, what=f"{label}.forward", backward=[w_out, w_h, w_c],
+                    backward_what=f"backward through {label}")
     hint = "The forward values match, so look for .detach(), .data or in-place updates."
-    for name, p in model.named_parameters():
-        if name not in want_param:
-            continue
-        if p.grad is None:
-            raise GradingFailure(
-                f"{name} got no gradient: is that layer used in forward, and not through .detach() or .data?"
-            )
-        expect_close(p.grad, want_param[name], f"the gradient of {name}", hint)
-    for name, got, want in zip(("x", "h0", "c0"), mine, inputs, strict=True):
-        if got.grad is None:
+    for k, layer in enumerate(model.cells):
+        for short, p in layer.params().items():
+            name = f"layers.{k}.{short}"
+            if name not in want_param:
+                continue
+            if p.grad is None:
+                raise GradingFailure(
+                    f"{name} got no gradient: is that layer used in forward, and not through .detach() or .data?"
+                )
+            expect_close(p.grad, want_param[name], f"the gradient of {name}", hint)
+    for name, got, want in zip(("x", "h0", "c0"), grads, inputs, strict=True):
+        if got is None:
             raise GradingFailure(f"no gradient reaches {name}: is it detached (or replaced) inside forward?")
-        expect_close(got.grad, want.grad, f"the gradient with respect to {name}", hint)
+        expect_close(got, want.grad, f"the gradient with respect to {name}", hint)
 
 
 # --------------------------------------------------------------------------- load_lstm_from_torch
 
 
 def _container(inp, hid, layers):
-    """An LSTM-shaped model the grader builds from the given LSTMCell, so that a bug in the student's
-    LSTM.__init__ does not cost these points too."""
+    """An LSTM-shaped model the grader builds from the given LSTMCell (in the kernel, without running the
+    student's LSTM.__init__), so that a bug in the student's LSTM.__init__ does not cost these points too."""
     cell = student("LSTMCell")
     try:
         cls, _ = _classes()
     except GradingFailure:
-        cls = nn.Module
-    model = cls.__new__(cls)
-    nn.Module.__init__(model)
-    model.input_size, model.hidden_size, model.num_layers, model.batch_first = inp, hid, layers, False
-    model.layers = nn.ModuleList(cell(inp if k == 0 else hid, hid) for k in range(layers))
-    return model
+        cls = None  # nn.Module
+    cells = [call(cell, inp if k == 0 else hid, hid, what=f"LSTMCell({inp if k == 0 else hid}, {hid})")
+             for k in range(layers)]
+    return fixture("stack", cls, cells, inp, hid)
 
 
 @hidden_test
-def load_lstm_from_torch():
+def load_lstm_from_torch_layers():
     """load_lstm_from_torch copies every layer's stripes i, f, g, o into that layer's cell, in place."""
     load = student("load_lstm_from_torch")
     inp, hid, layers = 5, 3, 3
     model = _container(inp, hid, layers)
-    before = {n: id(p) for n, p in model.named_parameters()}
-    initial = {n: p.detach().clone() for n, p in model.named_parameters()}
-    torch_lstm = nn.LSTM(inp, hid, num_layers=layers)
-    with torch.no_grad():
-        for p in torch_lstm.parameters():
-            p.uniform_(-1, 1)
+    params = model.params()
+    before = {n: p.ident for n, p in params.items()}
+    initial = {n: p.value.clone() for n, p in params.items()}
+    torch_lstm = fixture("nn.LSTM", inp, hid, num_layers=layers)
+    weights = {name: torch.empty(p.value.shape).uniform_(-1, 1) for name, p in torch_lstm.params().items()}
+    torch_lstm.load(weights)
     returned = call(load, model, torch_lstm, what="load_lstm_from_torch(model, torch_lstm)")
-    if returned is not model:
+    if returned != model:
         raise GradingFailure("load_lstm_from_torch should return the model it was given (return model).")
-    after = dict(model.named_parameters())
-    replaced = [n for n, i in before.items() if id(after.get(n)) != i]
+    after = model.params()
+    replaced = [n for n, i in before.items() if n not in after or after[n].ident != i]
     if replaced:
         raise GradingFailure(
             f"load_lstm_from_torch replaced {replaced[0]} with a new object: copy into the existing "
@@ -734,12 +753,12 @@ def load_lstm_from_torch():
     def rows(gate):
         return slice(order[gate] * hid, (order[gate] + 1) * hid)
 
-    def stripe(kind, layer, gate):
+    def stripe(kind, layer, gate):  # from the grader's own copy of the weights it loaded
         if kind == "b":
-            full = getattr(torch_lstm, f"bias_ih_l{layer}") + getattr(torch_lstm, f"bias_hh_l{layer}")
+            full = weights[f"bias_ih_l{layer}"] + weights[f"bias_hh_l{layer}"]
         else:
-            full = getattr(torch_lstm, f"weight_{'ih' if kind == 'U' else 'hh'}_l{layer}")
-        return full.detach()[rows(gate)]
+            full = weights[f"weight_{'ih' if kind == 'U' else 'hh'}_l{layer}"]
+        return full[rows(gate)]
 
     def same(a, b):
         return close(a, b, atol=1e-6, rtol=1e-6)
@@ -749,7 +768,7 @@ def load_lstm_from_torch():
         for gate in oracles.GATES:
             for kind in "UWb":
                 name = f"layers.{k}.{kind}_{gate}"
-                got = after[name].detach().cpu()
+                got = after[name].value
                 if same(got, stripe(kind, k, gate)):
                     continue
                 where = f"model.layers[{k}].{kind}_{gate}"
@@ -773,7 +792,7 @@ def load_lstm_from_torch():
                         f"{where} holds the '{torch_name[found[0]]}' stripe of {src}: PyTorch stacks its "
                         f"rows as i, f, g, o, so gate {gate} is {span}."
                     )
-                bias_ih = getattr(torch_lstm, f"bias_ih_l{k}").detach()[rows(gate)]
+                bias_ih = weights[f"bias_ih_l{k}"][rows(gate)]
                 if kind == "b" and same(got, bias_ih):
                     raise GradingFailure(
                         f"{where} holds only bias_ih_l{k}: PyTorch adds bias_ih and bias_hh, so sum them."
