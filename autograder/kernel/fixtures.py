@@ -19,6 +19,22 @@ def generator(seed):
     return g
 
 
+# notebook 2
+
+
+def stack(base, cells, input_size, hidden_size):
+    """An LSTM-shaped model holding ``cells`` in ``layers``, made without running ``base.__init__`` (``base``:
+    the student's LSTM class, or None for nn.Module), so that a bug in the student's ``LSTM.__init__`` does not
+    cost the ``load_lstm_from_torch`` points too."""
+    base = nn.Module if base is None else base
+    model = base.__new__(base)
+    nn.Module.__init__(model)
+    model.input_size, model.hidden_size, model.num_layers, model.batch_first = (
+        input_size, hidden_size, len(cells), False)
+    model.layers = nn.ModuleList(cells)
+    return model
+
+
 # notebook 3
 
 
@@ -116,26 +132,8 @@ MAKERS = {
     "nn.RNNCell": nn.RNNCell,
     "subclass": subclass,
     "generator": generator,
+    "stack": stack,  # notebook 2
     "CoupledCell": coupled_cell_class,  # notebook 3
     "peephole_stand_in": peephole_stand_in,  # notebook 4
     "TinyRegressor": TinyRegressor,  # notebook 5
 }
-
-
-# notebook 2
-
-
-def stack(base, cells, input_size, hidden_size):
-    """An LSTM-shaped model holding ``cells`` in ``layers``, made without running ``base.__init__`` (``base``:
-    the student's LSTM class, or None for nn.Module), so that a bug in the student's ``LSTM.__init__`` does not
-    cost the ``load_lstm_from_torch`` points too."""
-    base = nn.Module if base is None else base
-    model = base.__new__(base)
-    nn.Module.__init__(model)
-    model.input_size, model.hidden_size, model.num_layers, model.batch_first = (
-        input_size, hidden_size, len(cells), False)
-    model.layers = nn.ModuleList(cells)
-    return model
-
-
-MAKERS["stack"] = stack
