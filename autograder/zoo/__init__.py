@@ -6,28 +6,17 @@ an independently written correct answer; it must get full marks. Both are placed
 notebook's solution cells and graded exactly as a student's submission.
 """
 
-import importlib
 import re
 from dataclasses import dataclass, field
 
-from .. import report
+from .. import registry, report
 from ..batch import grade
 from ..course import Course
 from ..submissions import Mutation, fill, read, reference_answers, submit
 
-MODULES = {
-    "01_lstm_cell": "lstm_cell",
-    "02_stacked_lstm": "stacked_lstm",
-    "03_coupled_gate": "coupled_gate",
-    "04_peepholes": "peepholes",
-}
-
 
 def _module(assignment):
-    try:
-        return importlib.import_module(f".{MODULES[assignment]}", __name__)
-    except (KeyError, ModuleNotFoundError):
-        return None
+    return registry.zoo_module(assignment)
 
 
 def mutants(assignment: str) -> list[Mutation]:
