@@ -18,8 +18,8 @@ c.CourseDirectory.course_id = "lstm-course"
 
 # Grade in the course's own kernel, whatever kernelspec a submission claims.
 c.Execute.kernel_name = settings.grading_kernel
-# `python -m autograder autograde` (autograder/batch.py) grades in the sandboxed kernel of
-# autograder/sandbox.py, which talks to nbgrader over unix sockets in a directory bound into its sandbox.
+# `python -m autograder autograde` (autograder/host/batch.py) grades in the sandboxed kernel of
+# autograder/host/sandbox.py, which talks to nbgrader over unix sockets in a directory bound into its sandbox.
 if settings.ipc_prefix:
     c.KernelManager.transport = "ipc"
     c.KernelManager.ip = settings.ipc_prefix
@@ -32,29 +32,29 @@ c.Execute.timeout = settings.cell_timeout
 c.BudgetedExecute.notebook_budget = settings.notebook_budget
 
 c.Autograde.autograde_preprocessors = [
-    "autograder.execute.ResilientExecute",  # runs the student's cells, judges the grading cells here; restarts
-    "autograder.nbgrader_ext.DropKnownWarnings",
+    "autograder.host.execute.ResilientExecute",  # runs the student's cells, judges the grading cells here; restarts
+    "autograder.host.nbgrader_ext.DropKnownWarnings",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
     "nbgrader.preprocessors.SaveAutoGrades",
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
-    "autograder.execute.MarkGraded",  # the batch's sign that this notebook's grades are in the gradebook
+    "autograder.host.execute.MarkGraded",  # the batch's sign that this notebook's grades are in the gradebook
 ]
 c.GenerateSolution.preprocessors = [
     "nbgrader.preprocessors.IncludeHeaderFooter",
     "nbgrader.preprocessors.LockCells",
     "nbgrader.preprocessors.ClearOutput",
     "nbgrader.preprocessors.ClearMarkScheme",
-    "autograder.nbgrader_ext.BudgetedExecute",
+    "autograder.host.nbgrader_ext.BudgetedExecute",
 ]
 
 # Feedback shows scores, messages and the student's own code; hidden test source stays hidden until
 # the instructor runs `make feedback SHOW_HIDDEN_TESTS=1` after the deadline.
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
-    "autograder.nbgrader_ext.HideHiddenTests",
-    "autograder.sanitize.SanitizeStudentHTML",  # a TA opens these pages: no student script, frame or handler
+    "autograder.host.nbgrader_ext.HideHiddenTests",
+    "autograder.host.sanitize.SanitizeStudentHTML",  # a TA opens these pages: no student script, frame or handler
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
 c.HideHiddenTests.enabled = not settings.show_hidden_tests

@@ -5,8 +5,8 @@ import os
 import sys
 from pathlib import Path
 
-from . import report
-from .course import Course
+from .host import report
+from .host.course import Course
 from .settings import load as load_settings
 
 
@@ -30,7 +30,7 @@ def autograde(course: Course, assignments: list[str]) -> int:
     """Grade every submission through autograder/batch.py: parallel nbgrader processes, each notebook in
     its own sandboxed kernel, GRADING_JOBS at a time (the Makefile passes JOBS; default one per core)."""
     check_device()
-    from .batch import autograde as grade_batch
+    from .host.batch import autograde as grade_batch
 
     jobs = load_settings().jobs
     result = grade_batch(course, assignments, jobs=jobs, say=_say)
@@ -63,7 +63,7 @@ def grades(course: Course) -> str:
 
 
 def demo(course: Course) -> int:
-    from .demo import make_submissions
+    from .host.demo import make_submissions
 
     course.clean_scratch()
     _say("building the release from source/ ...")
@@ -88,7 +88,7 @@ def zoo(assignments: list[str]) -> int:
     from pathlib import Path
 
     from . import zoo as bugs
-    from .course import copy_course
+    from .host.course import copy_course
 
     outcomes = []
     with tempfile.TemporaryDirectory(prefix="lstm-zoo-") as tmp:

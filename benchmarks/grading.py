@@ -28,9 +28,9 @@ from autograder import (
     batch,  # noqa: E402
     sandbox,  # noqa: E402
 )
-from autograder.course import copy_course  # noqa: E402
-from autograder.demo import PLANTED  # noqa: E402
-from autograder.submissions import fill, read, reference_answers, reference_submission, submit  # noqa: E402
+from autograder.host.course import copy_course  # noqa: E402
+from autograder.host.demo import PLANTED  # noqa: E402
+from autograder.host.submissions import fill, read, reference_answers, reference_submission, submit  # noqa: E402
 
 A = "01_lstm_cell"
 
@@ -88,7 +88,7 @@ def make_course(n: int):
 
 
 def grade(n: int, jobs: int) -> tuple[float, dict]:
-    from autograder import report
+    from autograder.host import report
 
     course = make_course(n)
     try:

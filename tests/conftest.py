@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.course import ROOT, Course, copy_course
+from autograder.host.course import ROOT, Course, copy_course
 
 # nbgrader runs `alembic` from PATH; the kernel must see the grading device variable.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"

@@ -24,10 +24,10 @@ from corpus.boundary import cases
 from corpus.hostile import CONTROLS, planted
 from nbgrader.api import Gradebook
 
-from autograder import report
-from autograder.course import ROOT, copy_course
+from autograder.host import report
+from autograder.host.course import ROOT, copy_course
+from autograder.host.submissions import reference_submission, submit
 from autograder.kernel import boot
-from autograder.submissions import reference_submission, submit
 
 A2 = "02_stacked_lstm"  # a second assignment, for feedback that fails in one assignment only
 OUTPUTS = {"autograded", "feedback", "gradebook.db", "gradebook.db-journal", "grades.csv"}
@@ -255,10 +255,10 @@ def test_a_course_whose_venv_is_reached_through_a_link_grades(tmp_path):
 
 def test_the_sandbox_probe_runs_what_a_kernel_runs():
     """The probe starts the same interpreter path with the same flags as a kernel, in a fresh folder."""
-    from autograder import sandbox
+    from autograder.host import sandbox
 
     assert sandbox.interpreter() == os.path.join(os.path.realpath(os.path.dirname(os.sys.executable)),
                                                  os.path.basename(os.sys.executable))
-    done = subprocess.run([str(VENV / "bin" / "python"), "-I", "-m", "autograder.sandbox", "probe"],
+    done = subprocess.run([str(VENV / "bin" / "python"), "-I", "-m", "autograder.host.sandbox", "probe"],
                           capture_output=True, text=True, cwd="/", timeout=120)
     assert "sandbox: bubblewrap" in done.stdout, done.stdout + done.stderr

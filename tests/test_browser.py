@@ -29,11 +29,11 @@ from nbclient import NotebookClient
 from nbgrader.api import Gradebook
 from playwright.sync_api import Page, expect
 
-from autograder import report
-from autograder.batch import grade
-from autograder.course import ROOT, Course, copy_course
-from autograder.demo import PLANTED, STUDENTS, make_submissions
-from autograder.submissions import fill, is_solution, nbgrader_meta, read, reference_answers
+from autograder.host import report
+from autograder.host.batch import grade
+from autograder.host.course import ROOT, Course, copy_course
+from autograder.host.demo import PLANTED, STUDENTS, make_submissions
+from autograder.host.submissions import fill, is_solution, nbgrader_meta, read, reference_answers
 
 CHROMIUM = os.environ.get("LSTM_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 STUDENT_NB = "01_lstm_cell"

@@ -8,10 +8,11 @@ import re
 
 import pytest
 
-from autograder import cli, report
-from autograder.course import copy_course
-from autograder.demo import PLANTED
-from autograder.submissions import read
+from autograder import cli
+from autograder.host import report
+from autograder.host.course import copy_course
+from autograder.host.demo import PLANTED
+from autograder.host.submissions import read
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from importlib.metadata import version
 
 import yaml
 
-from autograder.course import ROOT
+from autograder.host.course import ROOT
 
 
 def requirement_pins() -> dict[str, str]:

@@ -1,7 +1,7 @@
 """The cell diagram is drawn by code in notebook 1 and reused unchanged by notebooks 3 and 4."""
 
-from autograder.course import ROOT
-from autograder.submissions import nbgrader_meta, read
+from autograder.host.course import ROOT
+from autograder.host.submissions import nbgrader_meta, read
 
 
 def diagram_code(assignment):

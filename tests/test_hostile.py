@@ -13,10 +13,10 @@ import pytest
 from corpus import LIMITS, A, Listener, environ, expect_case
 from corpus.hostile import CONTROLS, cases, planted
 
-from autograder import report, sandbox
-from autograder.batch import grade
-from autograder.course import ROOT, copy_course
-from autograder.submissions import reference_submission, submit
+from autograder.host import report, sandbox
+from autograder.host.batch import grade
+from autograder.host.course import ROOT, copy_course
+from autograder.host.submissions import reference_submission, submit
 
 CANARY = "/tmp/lstm-course-canary.txt"
 

@@ -7,8 +7,8 @@ import re
 import nbformat
 import pytest
 
-from autograder.course import ROOT, Course
-from autograder.submissions import nbgrader_meta, read
+from autograder.host.course import ROOT, Course
+from autograder.host.submissions import nbgrader_meta, read
 
 ASSIGNMENTS = Course().assignments
 ASKS = re.compile(r"\?|\*\*Question\b")

@@ -9,9 +9,9 @@ import pytest
 from nbgrader.validator import Validator
 from traitlets.config import Config
 
-from autograder.course import ROOT, Course
-from autograder.nbgrader_ext import HIDDEN_BEGIN
-from autograder.submissions import BEGIN, is_solution, nbgrader_meta, read, reference_answers
+from autograder.host.course import ROOT, Course
+from autograder.host.nbgrader_ext import HIDDEN_BEGIN
+from autograder.host.submissions import BEGIN, is_solution, nbgrader_meta, read, reference_answers
 
 ASSIGNMENTS = Course().assignments
 

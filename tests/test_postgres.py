@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from corpus import LIMITS, A, make_autograde, release
 
-from autograder import report
-from autograder.course import Course, copy_course
-from autograder.demo import PLANTED
-from autograder.submissions import reference_submission, submit
+from autograder.host import report
+from autograder.host.course import Course, copy_course
+from autograder.host.demo import PLANTED
+from autograder.host.submissions import reference_submission, submit
 
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 

@@ -16,11 +16,12 @@ import zipfile
 import pytest
 import torch
 
-from autograder import registry, sandbox
+from autograder import registry
 from autograder.checks import harness, link
-from autograder.course import ROOT
+from autograder.host import sandbox
+from autograder.host.course import ROOT
+from autograder.host.nbgrader_ext import HIDDEN_BEGIN
 from autograder.kernel import wire
-from autograder.nbgrader_ext import HIDDEN_BEGIN
 
 KERNEL = ROOT / "autograder" / "kernel"
 

@@ -12,8 +12,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from autograder.course import ROOT
-from autograder.submissions import Mutation, fill, nbgrader_meta, read, reference_answers
+from autograder.host.course import ROOT
+from autograder.host.submissions import Mutation, fill, nbgrader_meta, read, reference_answers
 from autograder.zoo import lstm_cell as zoo_1
 from autograder.zoo import stacked_lstm as zoo_2
 

@@ -1,7 +1,7 @@
 """Shared by the per-notebook zoo tests (one file each, so pytest-xdist grades them in parallel)."""
 
 from autograder import zoo
-from autograder.course import copy_course
+from autograder.host.course import copy_course
 
 NAMED_TARGET = 0.8
 

@@ -1,7 +1,7 @@
 """How a hidden test reaches the student's code: one exchange with the kernel's probe at a time.
 
 A ``Link`` sends a request (a dict of plain data, ``autograder.kernel.wire``) and returns the probe's reply.
-While grading, the link is the grader's own executor (``autograder.execute.ResilientExecute``): it sends the
+While grading, the link is the grader's own executor (``autograder.host.execute.ResilientExecute``): it sends the
 request as a line of code to the sandboxed kernel and reads the reply from the kernel's messages. Run in a
 plain kernel (``make solutions``, an instructor trying a test), a hidden test opens a ``LocalLink``, which
 runs the probe in the same process, through the same encoding.

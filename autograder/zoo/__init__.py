@@ -9,10 +9,11 @@ notebook's solution cells and graded exactly as a student's submission.
 import re
 from dataclasses import dataclass, field
 
-from .. import registry, report
-from ..batch import grade
-from ..course import Course
-from ..submissions import Mutation, fill, read, reference_answers, submit
+from .. import registry
+from ..host import report
+from ..host.batch import grade
+from ..host.course import Course
+from ..host.submissions import Mutation, fill, read, reference_answers, submit
 
 
 def _module(assignment):

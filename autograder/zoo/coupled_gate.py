@@ -1,6 +1,6 @@
 """Notebook 3: realistic mistakes the hidden tests must catch, and correct answers in other styles."""
 
-from ..submissions import Mutation
+from ..host.submissions import Mutation
 
 A = "03_coupled_gate"
 

@@ -1,6 +1,6 @@
 """Notebook 4: realistic mistakes the hidden tests must catch, and correct answers in other styles."""
 
-from ..submissions import Mutation
+from ..host.submissions import Mutation
 
 A = "04_peepholes"
 CELL = "peephole_cell"

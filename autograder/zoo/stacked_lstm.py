@@ -4,7 +4,7 @@ Each was checked in-process and through nbgrader: it loses points on its own exe
 message matches ``message``.
 """
 
-from ..submissions import Mutation
+from ..host.submissions import Mutation
 
 A = "02_stacked_lstm"
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.course import ROOT, Course
-from autograder.submissions import fill, nbgrader_meta, read, reference_answers, submit
+from autograder.host.course import ROOT, Course
+from autograder.host.submissions import fill, nbgrader_meta, read, reference_answers, submit
 
 A = "01_lstm_cell"
 FULL = {"sigmoid": 2.0, "lstm_cell": 9.0, "load_from_torch": 2.0}

@@ -12,8 +12,8 @@ import os
 import textwrap
 from pathlib import Path
 
-from autograder.course import ROOT
-from autograder.submissions import submit
+from autograder.host.course import ROOT
+from autograder.host.submissions import submit
 
 from . import FULL, ZERO, A, Case, reference, with_cell_after
 from .hostile import NO_TANH, planted
@@ -150,9 +150,10 @@ def cases(root: Path, port: int, secret: Path) -> list:
     others = root / "autograded" / "reference" / A / f"{A}.ipynb"
     write_launcher = f"""
     import os
-    os.makedirs("autograder", exist_ok=True)
+    os.makedirs("autograder/host", exist_ok=True)
     open("autograder/__init__.py", "w").write("")
-    open("autograder/sandbox.py", "w").write({outside('launcher_written_by_cell')!r})
+    open("autograder/host/__init__.py", "w").write("")
+    open("autograder/host/sandbox.py", "w").write({outside('launcher_written_by_cell')!r})
     os._exit(0)   # the grader restarts the kernel: would the new launcher import the package above?
     """
     write_shim = f"""
@@ -225,9 +226,9 @@ def cases(root: Path, port: int, secret: Path) -> list:
 
     return [
         # 1. code in the launcher, outside bubblewrap
-        Case("launcher_package", _files(planted, {"autograder/__init__.py": "",
-                                                  "autograder/sandbox.py": outside("launcher_package")}),
-             NO_TANH, about="an autograder/ package beside the notebook, for `python -m autograder.sandbox`"),
+        Case("launcher_package", _files(planted, {"autograder/__init__.py": "", "autograder/host/__init__.py": "",
+                                                  "autograder/host/sandbox.py": outside("launcher_package")}),
+             NO_TANH, about="an autograder/ package beside the notebook, for `python -m autograder.host.sandbox`"),
         Case("launcher_written_by_cell", _files(_after(planted, "lstm_cell", write_launcher), {}), NO_TANH,
              ["KernelStopped"], {"cell-skipped"},
              about="a cell writes an autograder/ package into its folder, then kills the kernel"),

@@ -7,8 +7,8 @@ stay what the wrong answer earns honestly (``HONEST``).
 
 import textwrap
 
-from autograder.course import ROOT
-from autograder.demo import PLANTED
+from autograder.host.course import ROOT
+from autograder.host.demo import PLANTED
 
 from . import FULL, ZERO, A, Case, answers, reference, release, submit_nb, with_cell_after
 
@@ -22,7 +22,7 @@ def _code(text: str) -> str:
 
 def planted(course, **changes):
     bugged = PLANTED[A].apply(answers(course))
-    from autograder.submissions import fill
+    from autograder.host.submissions import fill
 
     return fill(release(course), {**bugged, **changes})
 
@@ -52,7 +52,8 @@ numpy.allclose = lambda *a, **k: True
 
 GRADER_MODULES = """
 found = {}
-for name in ("autograder.checks.lstm_cell", "autograder.checks.harness", "autograder.execute", "autograder.harness"):
+for name in ("autograder.checks.lstm_cell", "autograder.checks.harness", "autograder.host.execute",
+             "autograder.harness"):
     try:
         __import__(name)
         found[name] = "imported"

@@ -11,10 +11,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..settings import load as load_settings
 from .datafiles import remove_non_regular
-from .settings import load as load_settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCRATCH = ("submitted", "autograded", "feedback")
 
 

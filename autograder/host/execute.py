@@ -23,13 +23,13 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from nbgrader.utils import is_grade
 from traitlets import Integer
 
-from . import gradelog, registry
-from .checks import scan
-from .checks.harness import GradingFailure, passed_line, take_notes
-from .checks.link import ExchangeFailed, ExchangeTimeout, Link, request_code, using
-from .kernel import wire
+from .. import gradelog, registry
+from ..checks import scan
+from ..checks.harness import GradingFailure, passed_line, take_notes
+from ..checks.link import ExchangeFailed, ExchangeTimeout, Link, request_code, using
+from ..kernel import wire
+from ..settings import load as load_settings
 from .nbgrader_ext import HIDDEN_BEGIN, BudgetedExecute
-from .settings import load as load_settings
 
 
 def log_path(resources) -> str | None:

@@ -1,7 +1,7 @@
 """Each grading kernel in its own sandbox, with limits, started through a kernelspec.
 
 nbgrader starts kernels from a kernelspec; ours (``lstm-course-sandbox``, written by ``write_kernelspec``)
-runs ``python -m autograder.sandbox kernel {connection_file}``, this module's launcher, as the grader.
+runs ``python -m autograder.host.sandbox kernel {connection_file}``, this module's launcher, as the grader.
 The launcher starts the real kernel (``autograder.kernel.boot.main``, then ipykernel) inside bubblewrap:
 
 - the file system holds only what the kernel needs: /usr, the Python installation and the environment,
@@ -38,10 +38,10 @@ import threading
 import zipfile
 from pathlib import Path
 
-from . import gradelog
+from .. import gradelog
+from ..settings import ENV, Settings
+from ..settings import load as load_settings
 from .datafiles import copy_data
-from .settings import ENV, Settings
-from .settings import load as load_settings
 
 KERNEL_NAME = "lstm-course-sandbox"
 BOOT = "import sys; sys.path.insert(0, sys.argv[1]); import autograder.kernel.boot as b; b.main(sys.argv[1:])"
@@ -49,7 +49,7 @@ BOOT = "import sys; sys.path.insert(0, sys.argv[1]); import autograder.kernel.bo
 # site; -I is not used because it would also drop PYTHONHASHSEED, which keeps grading reproducible, and the
 # sandbox's environment is cleared anyway.
 KERNEL_FLAGS = ("-P", "-s", "-B")
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parents[1]  # autograder/
 
 # The environment variables the batch sets for the launchers it starts (their one definition: autograder/settings.py).
 MODE_ENV, MEMORY_ENV, CPU_ENV, PROCS_ENV, THREADS_ENV, UID_ENV, TMP_MB_ENV, DEVICE_ENV = (ENV[k] for k in (
@@ -72,7 +72,7 @@ def write_kernelspec(dest: Path) -> Path:
     spec_dir.mkdir(parents=True, exist_ok=True)
     spec = {
         # -I: nbgrader starts the launcher in the notebook's folder; nothing there may shadow a module
-        "argv": [sys.executable, "-I", "-m", "autograder.sandbox", "kernel", "{connection_file}"],
+        "argv": [sys.executable, "-I", "-m", "autograder.host.sandbox", "kernel", "{connection_file}"],
         "display_name": "Python (LSTM course, sandboxed grading)",
         "language": "python",
         "interrupt_mode": "message",
@@ -540,7 +540,7 @@ def main(argv: list[str]) -> int:
         mode, why = resolve_mode()
         print(describe(mode, why))
         return 0
-    print("usage: python -m autograder.sandbox kernel CONNECTION_FILE | probe", file=sys.stderr)
+    print("usage: python -m autograder.host.sandbox kernel CONNECTION_FILE | probe", file=sys.stderr)
     return 2
 
 

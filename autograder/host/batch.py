@@ -15,7 +15,7 @@ For each (assignment, student):
    at the staged copies of a few submissions (nbgrader's start-up costs seconds; a chunk shares it), the
    sandboxed kernel of ``autograder/sandbox.py``, its own socket directory, and a wall-clock limit per
    notebook. ``jobs`` such processes run at once (default: one per core); each kernel gets cores/jobs
-   threads. A notebook counts as graded when ``autograder.execute.MarkGraded`` logged it, after nbgrader
+   threads. A notebook counts as graded when ``autograder.host.execute.MarkGraded`` logged it, after nbgrader
    saved its grades.
 3. **Fallback**: a notebook nbgrader could not finish (its process died or ran out of time) is graded
    again from the release notebook with a note saying what happened (zero points, feedback that
@@ -46,10 +46,11 @@ from pathlib import Path
 
 import nbformat
 
-from . import datafiles, gradelog, sandbox
+from .. import gradelog
+from ..settings import ENV
+from ..settings import load as load_settings
+from . import datafiles, sandbox
 from .course import ROOT, Course, nbgrader_errors
-from .settings import ENV
-from .settings import load as load_settings
 
 GRADING_DIR = ".grading"  # under autograded/: staged copies, logs, the kernelspec
 UID_BASE = 61000
@@ -445,7 +446,7 @@ class Runner:
             return rc, out.read()[-200_000:] + note
 
     def graded(self, job: Job) -> bool:
-        """nbgrader went all the way (autograder.execute.MarkGraded logged it after saving the grades)."""
+        """nbgrader went all the way (autograder.host.execute.MarkGraded logged it after saving the grades)."""
         return any(r.get("kind") == "graded" for r in _read(self.log_of(job)))
 
     def log_of(self, job: Job) -> Path:
