@@ -1,45 +1,11 @@
 """Name the bug: when a student's cell differs from the oracle, try the usual mistakes and see which fits.
 
-Each suspect is the course equations with one mistake made on purpose. If the student's output
-matches a suspect to float64 precision, the message names that mistake instead of only saying
+Each suspect is the course equations with one mistake made on purpose (``suspects``). If the student's
+output matches a suspect to float64 precision, the message names that mistake instead of only saying
 "differs".
 """
 
-import torch
-
-from .harness import close
-
-
-def _step(p, x, h, c, bug=None):
-    def pre(g, rec=None):
-        W = p[f"W_{rec or g}"]
-        b = 0 if bug == "no_bias" else p[f"b_{g}"]
-        hh = torch.zeros_like(h) if bug == "ignore_h" else h
-        if bug == "W_not_transposed":
-            return x @ p[f"U_{g}"].T + hh @ W + b
-        return x @ p[f"U_{g}"].T + hh @ W.T + b
-
-    gates = {"f": "f", "i": "i", "o": "o", "c": "c"}
-    if bug == "f_i_swapped":
-        gates.update(f="i", i="f")
-    if bug == "c_o_swapped":
-        gates.update(c="o", o="c")
-    cc = torch.zeros_like(c) if bug == "ignore_c" else c
-    f = torch.sigmoid(pre(gates["f"]))
-    i = torch.sigmoid(pre(gates["i"], rec="f" if bug == "input_gate_uses_W_f" else None))
-    o = torch.sigmoid(pre(gates["o"]))
-    act = torch.sigmoid if bug == "candidate_sigmoid" else torch.tanh
-    c_tilde = act(pre(gates["c"]))
-    c_next = f * cc + i * c_tilde
-    if bug == "no_tanh_on_c":
-        return o * c_next, c_next
-    if bug == "sigmoid_on_c":
-        return o * torch.sigmoid(c_next), c_next
-    if bug == "c_uses_o_gate":
-        c_next = f * cc + o * c_tilde
-        return o * torch.tanh(c_next), c_next
-    return o * torch.tanh(c_next), c_next
-
+from . import suspects
 
 SUSPECTS = {
     "f_i_swapped": "it matches an LSTM with the forget and input gates swapped: check which parameters "
@@ -65,11 +31,4 @@ SUSPECTS = {
 
 def name_cell_bug(params, x, h, c, got_h, got_c) -> str:
     """A sentence naming the mistake that explains the student's (h, c), or '' if none fits."""
-    for bug, sentence in SUSPECTS.items():
-        try:
-            want_h, want_c = _step(params, x, h, c, bug)
-        except (KeyError, RuntimeError):
-            continue
-        if close(got_h, want_h) and (bug in ("no_tanh_on_c", "sigmoid_on_c") or close(got_c, want_c)):
-            return sentence
-    return ""
+    return suspects.name_bug({}, SUSPECTS, params, x, h, c, got_h, got_c, h_only=("no_tanh_on_c", "sigmoid_on_c"))

@@ -7,8 +7,9 @@ The course writes gates as f, i, o and the candidate c; PyTorch stacks them in r
 import torch
 import torch.nn as nn
 
+from .suspects import TORCH_ORDER, Step
+
 GATES = ("f", "i", "o", "c")
-TORCH_ORDER = ("i", "f", "c", "o")  # PyTorch's i, f, g, o stripes, in the course's names
 CELL_PARAMS = tuple(f"{kind}_{gate}" for kind in "WUb" for gate in GATES)
 
 F64 = torch.float64
@@ -60,25 +61,10 @@ def sigmoid(x: torch.Tensor) -> torch.Tensor:
 
 
 def lstm_cell_step(params, x, h, c, peephole=None, coupled=False):
-    """The course equations written out, an oracle independent of PyTorch's LSTM kernels.
+    """The course equations written out, an oracle independent of PyTorch's LSTM kernels: ``suspects.Step``
+    with no mistake.
 
     ``peephole``: None, ``"matrix"`` (V_f, V_i, V_o on c_{t-1}) or ``"diagonal"`` (v_f, v_i on c_{t-1},
     v_o on c_t). ``coupled``: the input gate is 1 - f.
     """
-
-    def pre(g):
-        return x @ params[f"U_{g}"].T + h @ params[f"W_{g}"].T + params[f"b_{g}"]
-
-    def peek(g, state):
-        if peephole == "matrix":
-            return state @ params[f"V_{g}"].T
-        if peephole == "diagonal":
-            return state * params[f"v_{g}"]
-        return 0
-
-    f = torch.sigmoid(pre("f") + peek("f", c))
-    i = 1 - f if coupled else torch.sigmoid(pre("i") + peek("i", c))
-    c_tilde = torch.tanh(pre("c"))
-    c_next = f * c + i * c_tilde
-    o = torch.sigmoid(pre("o") + peek("o", c_next if peephole == "diagonal" else c))
-    return o * torch.tanh(c_next), c_next
+    return Step(params, peephole=peephole, coupled=coupled)(x, h, c)

@@ -4,7 +4,7 @@ Every test builds the student's objects in the kernel, loads the grader's own ra
 runs them on the grading device in float64 and compares with ``oracles.lstm_cell_step`` (the course
 equations written out, float64, CPU, on the grader's copy of those weights) — and, with the peepholes at
 zero, with ``torch.nn.LSTMCell`` carrying the same weights. When a cell differs, the usual peephole
-mistakes are tried one by one (``_suspect_step``) so that the message can name the one that fits.
+mistakes are tried one by one (``suspects``) so that the message can name the one that fits.
 
 The stack tests (``PeepholeLSTM``) run a subclass of the student's stack whose ``cell_class`` is a stand-in
 for the student's ``PeepholeLSTMCell`` (``autograder.kernel.fixtures.peephole_stand_in``): the stack
@@ -16,7 +16,7 @@ import itertools
 
 import torch
 
-from . import _cell, oracles
+from . import _cell, oracles, suspects
 from ._cell import F64
 from .diagnose import name_cell_bug
 from .harness import (
@@ -121,40 +121,6 @@ def _shape_hint(kind, got_h, got_c, shape):
 # --------------------------------------------------------------------------- naming the mistake
 
 
-def _suspect_step(kind, p, x, h, c, bug):
-    """The peephole equations with one mistake made on purpose (``bug=None``: no mistake)."""
-
-    def pre(g):
-        return x @ p[f"U_{g}"].T + h @ p[f"W_{g}"].T + p[f"b_{g}"]
-
-    owner = {"f": "f", "i": "i", "o": "o"}
-    if bug == "f_i_swapped":
-        owner.update(f="i", i="f")
-    peeking, on_h = set("fio"), set()
-    if isinstance(bug, tuple) and bug[0] == "peeking":
-        peeking = set(bug[1])
-    if isinstance(bug, tuple) and bug[0] == "on_h":
-        on_h = set(bug[1])
-
-    def peek(g, state):
-        if g not in peeking:
-            return 0
-        if g in on_h:
-            state = h
-        if kind == MATRIX:
-            V = p[f"V_{owner[g]}"]
-            return state @ (V if bug == "V_not_transposed" else V.T)
-        return state * p[f"v_{owner[g]}"]
-
-    cc = torch.zeros_like(c) if bug == "ignore_c" else c
-    f = torch.sigmoid(pre("f") + peek("f", cc))
-    i = torch.sigmoid(pre("i") + peek("i", cc))
-    c_next = f * cc + i * torch.tanh(pre("c"))
-    new_c_for_o = (kind == DIAGONAL) != (bug in ("o_peeks_new_c", "o_peeks_old_c"))
-    o = torch.sigmoid(pre("o") + peek("o", c_next if new_c_for_o else cc))
-    return o * torch.tanh(c_next), c_next
-
-
 def _subset_sentence(kind, gates):
     absent = [g for g in "fio" if g not in gates]
     names = PEEPHOLES[kind]
@@ -198,7 +164,7 @@ SUSPECTS = {
         "o_peeks_new_c": "the output gate peeks at the new cell state c_t. In this exercise all three gates "
         "peek at the previous state: o_t = σ(W_o h + U_o x + b_o + V_o c_{t-1}) (o_t looking at c_t is the "
         "original form, the bonus).",
-        "f_i_swapped": "it matches a cell whose forget gate uses V_i and input gate uses V_f: each gate has "
+        "peepholes_f_i_swapped": "it matches a cell whose forget gate uses V_i and input gate uses V_f: each gate has "
         "its own peephole matrix.",
         "ignore_c": "it matches a cell that ignores the given c (uses zeros): the peepholes and "
         "c_t = f_t * c_{t-1} + i_t * c~_t both need the c passed to forward.",
@@ -207,7 +173,7 @@ SUSPECTS = {
         "o_peeks_old_c": "the output gate peeks at the previous cell state c_{t-1}, as in Part 1. In the "
         "original form it looks at the new cell state: compute c_t first, then o_t = σ(W_o h + U_o x + b_o "
         "+ v_o * c_t).",
-        "f_i_swapped": "it matches a cell whose forget gate uses v_i and input gate uses v_f: each gate has "
+        "peepholes_f_i_swapped": "it matches a cell whose forget gate uses v_i and input gate uses v_f: each gate has "
         "its own peephole vector.",
         "ignore_c": "it matches a cell that ignores the given c (uses zeros): the peepholes and "
         "c_t = f_t * c_{t-1} + i_t * c~_t both need the c passed to forward.",
@@ -227,14 +193,7 @@ def _suspects(kind):
 
 def name_peephole_bug(kind, params, x, h, c, got_h, got_c) -> str:
     """A sentence naming the peephole mistake that explains the student's (h, c), or '' if none fits."""
-    for bug, sentence in _suspects(kind):
-        try:
-            want_h, want_c = _suspect_step(kind, params, x, h, c, bug)
-        except (KeyError, RuntimeError):
-            continue
-        if close(got_h, want_h) and close(got_c, want_c):
-            return sentence
-    return ""
+    return suspects.name_bug({"peephole": kind}, dict(_suspects(kind)), params, x, h, c, got_h, got_c)
 
 
 class _Peephole(_cell.CellSpec):
