@@ -105,7 +105,7 @@ def test_attempts_are_in_the_grading_log(attacked):
     text = (attacked.course.dir("autograded") / ".grading" / "grading-log.txt").read_text()
     for name, words in [("network", "ATTEMPT"), ("frame_walk", "ATTEMPT"), ("function_mode", "TORCH MODES"),
                         ("dispatch_mode", "TORCH MODES"), ("forge_results", "GARBLED"),
-                        ("rewrite_test_cells", "NO ANSWER"), ("ready_made_lstm", "ready-made LSTM in the submitted"),
+                        ("probe_silenced", "NO ANSWER"), ("ready_made_lstm", "ready-made LSTM in the submitted"),
                         ("ready_made_hidden_name", "ready-made LSTM called")]:
         section = text.split(f"{A} / {name}:", 1)[1].split(f"\n{A} / ", 1)[0]
         assert words in section, (name, section[:2000])

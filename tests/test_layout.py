@@ -70,3 +70,9 @@ def test_grades_and_the_batch_do_not_import_torch():
             "print('torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_the_benchmarks_start():
+    for script in sorted((ROOT / "benchmarks").glob("*.py")):
+        done = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, cwd=ROOT)
+        assert done.returncode == 0, f"{script.name}: {done.stderr[-2000:]}"

@@ -180,14 +180,6 @@ def test_no_seed_expected_value_or_oracle_output_is_sent_to_the_kernel(assignmen
                 f"an expected value of shape {tuple(want.shape)} was sent to the kernel")
 
 
-def test_a_request_is_one_call_of_the_probe_with_plain_data():
-    code = link.request_code({"op": "lookup", "name": "LSTMCell"})
-    tree = ast.parse(code)
-    call = tree.body[0].value
-    assert isinstance(call, ast.Call) and call.func.attr == "answer" and len(call.args) == 1
-    assert json.loads(ast.literal_eval(call.args[0])) == {"op": "lookup", "name": "LSTMCell"}
-
-
 def test_the_wire_refuses_what_is_not_plain_data():
     good = wire.encode({"x": torch.arange(6.0).reshape(2, 3), "n": (1, 2.5, None)})
     back = wire.decode(json.loads(json.dumps(good)))

@@ -1,8 +1,8 @@
 """How a hidden test reaches the student's code: one exchange with the kernel's probe at a time.
 
 A ``Link`` sends a request (a dict of plain data, ``autograder.kernel.wire``) and returns the probe's reply.
-While grading, the link is the grader's own executor (``autograder.host.execute.ResilientExecute``): it sends the
-request as a line of code to the sandboxed kernel and reads the reply from the kernel's messages. Run in a
+While grading, the link is the grader's own executor (``autograder.host.execute.KernelLink``): it sends each
+request as a message on a Jupyter comm to the sandboxed kernel and reads the reply from the same comm. Run in a
 plain kernel (``make solutions``, an instructor trying a test), a hidden test opens a ``LocalLink``, which
 runs the probe in the same process, through the same encoding.
 """
@@ -53,7 +53,3 @@ def using(link: Link):
     finally:
         _current.pop()
 
-
-def request_code(request: dict) -> str:
-    """The line of code the kernel runs for one exchange."""
-    return f"__import__('autograder.kernel.probe', fromlist=['answer']).answer({wire.dumps(request)!r})"

@@ -13,7 +13,9 @@ writes the verdict into the cell itself; whatever the kernel prints or raises ca
 """
 
 import json
+import threading
 import time
+import uuid
 from queue import Empty
 
 from nbclient.client import NotebookClient
@@ -25,8 +27,7 @@ from traitlets import Integer
 
 from .. import gradelog, registry
 from ..checks import scan
-from ..checks.harness import GradingFailure, passed_line, take_notes
-from ..checks.link import ExchangeFailed, ExchangeTimeout, Link, request_code, using
+from ..checks.link import ExchangeFailed, ExchangeTimeout, Link, using
 from ..kernel import wire
 from ..settings import load as load_settings
 from .nbgrader_ext import HIDDEN_BEGIN, BudgetedExecute
@@ -62,6 +63,9 @@ class ResilientExecute(BudgetedExecute):
 
     def preprocess(self, nb, resources=None, km=None):
         self._deadline = time.monotonic() + self.notebook_budget
+        # the hidden tests (and torch) load here while the kernel starts and runs the student's cells
+        assignment = (resources or {}).get("nbgrader", {}).get("assignment", "")
+        threading.Thread(target=registry.checks_module, args=(assignment,), daemon=True).start()
         self._ready_made = scan.notebook_uses(
             [(k, c.source) for k, c in enumerate(nb.cells) if c.cell_type == "code" and _student_cell(c)])
         for index, row, line in self._ready_made[:5]:
@@ -154,6 +158,8 @@ class ResilientExecute(BudgetedExecute):
 
     def judge(self, cell, resources, index):
         """Run the cell's hidden test here against the kernel; its verdict becomes the cell's output."""
+        from ..checks.harness import GradingFailure, passed_line, take_notes
+
         info = (resources or {}).get("nbgrader", {})
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
         test = registry.hidden_test(info.get("assignment", ""), grade_id)
@@ -227,7 +233,7 @@ def judged_here(cell) -> bool:
 
 
 class KernelLink(Link):
-    """Exchanges with the probe in the kernel ``executor`` runs, through its Jupyter channels."""
+    """Exchanges with the probe in the kernel ``executor`` runs: one message each way on a Jupyter comm."""
 
     def __init__(self, executor, deadline: float):
         self.executor, self.deadline = executor, deadline
@@ -235,13 +241,27 @@ class KernelLink(Link):
     def exchange(self, request: dict) -> dict:
         from jupyter_core.utils import run_sync
 
-        return run_sync(self._exchange)(request_code(request))
+        return run_sync(self._exchange)(wire.dumps(request))
 
-    async def _exchange(self, code: str) -> dict:
+    def _comm(self) -> str:
+        """This kernel's comm to the probe, opened on first use (a restarted kernel gets a new one)."""
+        ex = self.executor
+        opened = getattr(ex, "_probe_comm", None)
+        if opened and opened[0] is ex.kc:
+            return opened[1]
+        comm_id = uuid.uuid4().hex
+        ex.kc.shell_channel.send(ex.kc.session.msg(
+            "comm_open", {"comm_id": comm_id, "target_name": wire.COMM_TARGET, "data": {}}))
+        ex._probe_comm = (ex.kc, comm_id)
+        return comm_id
+
+    async def _exchange(self, text: str) -> dict:
         from jupyter_core.utils import ensure_async
 
         kc, km = self.executor.kc, self.executor.km
-        msg_id = kc.execute(code, silent=False, store_history=False, allow_stdin=False, stop_on_error=False)
+        msg = kc.session.msg("comm_msg", {"comm_id": self._comm(), "data": {"request": text}})
+        kc.shell_channel.send(msg)
+        msg_id = msg["header"]["msg_id"]
         body, error = None, None
         while True:
             remaining = self.deadline - time.monotonic()
@@ -257,10 +277,10 @@ class KernelLink(Link):
             if msg.get("parent_header", {}).get("msg_id") != msg_id:
                 continue
             kind, content = msg.get("msg_type"), msg.get("content", {})
-            if kind in ("display_data", "execute_result"):
-                data = content.get("data", {}).get(wire.MIME)
-                if isinstance(data, str):
-                    body = data
+            if kind == "comm_msg":
+                data = content.get("data", {})
+                if isinstance(data, dict) and isinstance(data.get("reply"), str):
+                    body = data["reply"]
             elif kind == "error":
                 error = f"{content.get('ename')}: {str(content.get('evalue'))[:200]}"
             elif kind == "status" and content.get("execution_state") == "idle":

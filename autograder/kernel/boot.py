@@ -121,7 +121,7 @@ def main(argv: list[str]) -> None:
     if os.environ.get("LSTM_COURSE_DEVICE", "cpu").startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = False  # float64 tests do not care; float32 ones do
         torch.backends.cudnn.allow_tf32 = False
-    from . import probe  # noqa: F401  (imported before the archive goes)
+    from . import probe, wire  # imported before the archive goes
 
     hook, send = make_watch(channel_fd)
     sys.addaudithook(hook)
@@ -133,6 +133,7 @@ def main(argv: list[str]) -> None:
 
     app = IPKernelApp.instance()
     app.initialize(["-f", connection_file, *kernel_args])
+    app.kernel.comm_manager.register_target(wire.COMM_TARGET, probe.open_comm)
     scratch = os.getcwd()
     shadowed = foreign_modules(scratch)
     if shadowed:

@@ -1,16 +1,17 @@
 """The probe: the grader's hands inside the kernel. It runs student code on the inputs it is sent and
 sends back what came out, as plain data. It decides nothing and holds nothing secret.
 
-The grader sends one request per exchange, as the code ``probe.answer("<json>")`` (see ``autograder.checks
-.link``); the reply goes back as a display message of the type ``wire.MIME``. Objects that cannot cross
+The grader opens a Jupyter comm to the target ``wire.COMM_TARGET`` (registered by ``boot``) and sends one
+request per comm message; ``serve`` answers it and the reply goes back on the same comm (no cell is run,
+so nothing of IPython's cell machinery is in the way). Objects that cannot cross
 (the student's classes, modules, functions) stay here in a table and cross as handles.
 
 Operations (``op``): ``lookup`` a name of the notebook, ``attr`` of an object, ``call`` an object (with
 ready-made LSTMs blocked and, on request, a weighted-sum backward after it), ``params`` (names, values,
 gradients and kinds of an object's parameters), ``load`` values into parameters by name, ``relation``
 (isinstance/issubclass), ``fixture`` (a grader-made object from ``fixtures``), ``seed`` the kernel's torch
-generator, ``forget`` the table. Anything student code raises comes back as a description, never as an
-exception in the grader.
+generator, ``forget`` the table, ``begin`` a test (both). Anything student code raises comes back as a
+description, never as an exception in the grader.
 """
 
 import traceback
@@ -227,6 +228,11 @@ class Probe:
         self.objects.clear()
         return {"value": None}
 
+    def op_begin(self, req):
+        """A new test: the table emptied, the kernel's generator seeded."""
+        self.op_forget(req)
+        return self.op_seed(req)
+
     def answer(self, request: dict) -> dict:
         method = getattr(self, f"op_{request.get('op')}", None)
         if method is None:
@@ -240,18 +246,29 @@ class Probe:
 _probe = None
 
 
-def answer(text: str) -> None:
-    """The entry point of an exchange: run one request, publish the reply."""
+def serve(text: str) -> str:
+    """One request (JSON text) on the notebook's namespace; the reply as JSON text."""
     global _probe
     from IPython import get_ipython
-    from IPython.display import publish_display_data
 
     shell = get_ipython()
     if _probe is None or _probe.namespace is not shell.user_ns:
         _probe = Probe(shell.user_ns)
     try:
-        reply = _probe.answer(wire.loads(text))
-        body = wire.dumps(reply)
+        return wire.dumps(_probe.answer(wire.loads(text)))
     except Exception as err:
-        body = wire.dumps({"probe_error": f"{type(err).__name__}: {err}"[:MAX_TEXT]})
-    publish_display_data({wire.MIME: body})
+        return wire.dumps({"probe_error": f"{type(err).__name__}: {err}"[:MAX_TEXT]})
+
+
+def open_comm(comm, _open_msg) -> None:
+    """The comm target: every message on the grader's comm is one request, answered on the same comm."""
+
+    def receive(msg):
+        data = msg.get("content", {}).get("data", {})
+        try:
+            reply = serve(str(data.get("request", "")) if isinstance(data, dict) else "")
+        except BaseException as err:  # an interrupt while student code ran: the grader has given up on it
+            reply = wire.dumps({"probe_error": f"{type(err).__name__}: {err}"[:MAX_TEXT]})
+        comm.send({"reply": reply})
+
+    comm.on_msg(receive)

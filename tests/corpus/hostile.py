@@ -132,12 +132,11 @@ _lib.impl("isfinite", lambda t: torch.ones(t.shape, dtype=torch.bool), "CPU")
 PROBE_REPLACED = """
 import json
 import autograder.kernel.probe as probe
-from IPython.display import publish_display_data
 
-_real = probe.answer
+_real = probe.serve
 
 
-def answer(text):
+def serve(text):
     # the real probe for everything but calls; a call "returns" zeros shaped like its first argument's
     # batch, and claims nothing was changed
     request = json.loads(text)
@@ -151,10 +150,20 @@ def answer(text):
     pair = {"$tuple": [{"$t": dict(out, shape=args[1]["$t"]["shape"],
                                    data=probe.wire.encode_tensor(torch.zeros(args[1]["$t"]["shape"],
                                                                              dtype=torch.float64))["$t"]["data"])}] * 2}
-    publish_display_data({probe.wire.MIME: json.dumps({"value": pair, "mutated": []})})
+    return json.dumps({"value": pair, "mutated": []})
 
 
-probe.answer = answer
+probe.serve = serve
+"""
+
+PROBE_SILENCED = """
+import sys
+# the grader's comm target gone, any comm already open deaf, and the probe's module dropped
+manager = get_ipython().kernel.comm_manager
+manager.unregister_target("lstm-course.probe", None)
+for comm in list(manager.comms.values()):
+    comm.on_msg(lambda msg: None)
+sys.modules.pop("autograder.kernel.probe", None)
 """
 
 REWRITE_CELLS = """
@@ -403,8 +412,10 @@ def cases(port: int) -> list:
         Case("grader_modules_absent", after(planted, "lstm_cell", GRADER_MODULES), NO_TANH,
              ["No module named"], set(),
              about="imports the hidden tests and the grader to patch them: they are not in the kernel"),
-        Case("rewrite_test_cells", after(release, "setup", REWRITE_CELLS), ZERO, ["no answer from your kernel"],
-             {"probe-silent"}, about="an input transformer turns the grader's requests into fake passes"),
+        Case("rewrite_test_cells", after(release, "setup", REWRITE_CELLS), ZERO, [], set(),
+             about="an input transformer turns every cell mentioning the grader into a fake pass, errors hidden"),
+        Case("probe_silenced", after(planted, "setup", PROBE_SILENCED), ZERO, ["no answer from your kernel"],
+             {"probe-silent"}, about="unregisters the probe's comm target: no test can reach the student's code"),
         Case("always_true_objects", after(lambda c: reference(c, sigmoid=WRONG_SIGMOID), "lstm_cell_check",
                                                    ALWAYS_TRUE),
              dict(FULL, sigmoid=0.0, lstm_cell=3.0), [], set(),
