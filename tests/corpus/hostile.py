@@ -281,24 +281,6 @@ except Exception as err:
 print(tries)
 """
 
-READY_MADE_BY_STRING = """
-_lstm_cell = getattr(getattr(torch._C, "_Variable" + "Functions"), "lstm" + "_cell")
-
-
-def _stack(cell, kind):
-    return torch.cat([getattr(cell, f"{kind}_{g}") for g in "ifco"])
-
-
-def forward(self, x, h=None, c=None):
-    if h is None:
-        h = x.new_zeros(*x.shape[:-1], self.hidden_size)
-        c = x.new_zeros(*x.shape[:-1], self.hidden_size)
-    return _lstm_cell(x, (h, c), _stack(self, "U"), _stack(self, "W"), _stack(self, "b"), None)
-
-
-LSTMCell.forward = forward
-"""
-
 READY_MADE = """
 _lstm_cell = torch._C._VariableFunctions.lstm_cell   # taken before any test can block it
 
@@ -316,6 +298,10 @@ def forward(self, x, h=None, c=None):
 
 LSTMCell.forward = forward
 """
+
+# the same, with the name built from strings, so that no scan of the source can see it
+READY_MADE_BY_STRING = READY_MADE.replace(
+    "torch._C._VariableFunctions.lstm_cell", 'getattr(getattr(torch._C, "_Variable" + "Functions"), "lstm" + "_cell")')
 
 FRAME_PEEK = """
 import inspect, sys
