@@ -51,19 +51,15 @@ def from_environment(env=None) -> Settings:
     values = {}
     for field, name in ENV.items():
         raw = env.get(name, "")
-        default = getattr(defaults, field)
         if raw == "":
             continue
-        if field == "show_hidden_tests":
+        default = getattr(defaults, field)
+        if isinstance(default, bool):
             values[field] = raw == "1"
-        elif field in ("jobs", "grading_timeout", "grader_seed"):
-            values[field] = int(raw) or None if field == "jobs" else int(raw)
-        elif isinstance(default, bool) or default is None:
-            values[field] = raw
-        elif isinstance(default, int):
-            values[field] = int(raw)
-        elif isinstance(default, float):
-            values[field] = float(raw)
+        elif default is None:  # an optional number: 0 means unset
+            values[field] = int(raw) or None
+        elif isinstance(default, (int, float)):
+            values[field] = type(default)(raw)
         else:
             values[field] = raw
     return Settings(**values)

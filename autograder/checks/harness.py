@@ -100,8 +100,7 @@ def exchange(request: dict) -> dict:
 
 
 def value_of(reply: dict):
-    link = current()
-    return wire.decode(reply.get("value"), handle=lambda spec: Remote(link, spec))
+    return wire.decode(reply.get("value"), handle=Remote)
 
 
 def _encode_arg(value, on):
@@ -130,8 +129,7 @@ class Param:
 class Remote:
     """An object that stays in the kernel (a student's class, function, module; or one the grader made)."""
 
-    def __init__(self, link, spec: dict):
-        self._link = link
+    def __init__(self, spec: dict):
         self.key = spec["$h"]
         self.type_name = str(spec.get("type", "?"))
         self.__name__ = str(spec.get("name") or self.type_name)
@@ -304,10 +302,6 @@ def take_notes() -> list[dict]:
 
 def _is_tensor(value) -> bool:
     return isinstance(value, torch.Tensor)
-
-
-def shape_of(value) -> str:
-    return str(tuple(value.shape)) if _is_tensor(value) else type(value).__name__
 
 
 def expect_tensor(value, what: str):

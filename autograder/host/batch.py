@@ -345,7 +345,7 @@ def stage_safely(course: Course, job: Job, staged_root: Path, log: Path) -> Path
         return stage(course, job, staged_root)
     except Exception as err:
         why = f"the grader could not read it ({type(err).__name__}: {str(err)[:200]})"
-        _append(log, {"kind": "staging-failed", "detail": f"{type(err).__name__}: {err}"[:800]})
+        gradelog.append(log, {"kind": "staging-failed", "detail": f"{type(err).__name__}: {err}"[:800]})
         return stage(course, job, staged_root, force_release=why)
 
 
@@ -447,7 +447,7 @@ class Runner:
 
     def graded(self, job: Job) -> bool:
         """nbgrader went all the way (autograder.host.execute.MarkGraded logged it after saving the grades)."""
-        return any(r.get("kind") == "graded" for r in _read(self.log_of(job)))
+        return any(r.get("kind") == "graded" for r in gradelog.read(self.log_of(job)))
 
     def log_of(self, job: Job) -> Path:
         return self.log_root / job.assignment / f"{job.student}.jsonl"
@@ -507,7 +507,7 @@ class Runner:
                 try:
                     if self.graded(job):
                         outcomes.append(self.outcome(job, "graded", ""))
-                    elif not any(r.get("kind") == "start" for r in _read(self.log_of(job))) and \
+                    elif not any(r.get("kind") == "start" for r in gradelog.read(self.log_of(job))) and \
                             job.tries < MAX_TRIES:
                         job.tries += 1
                         why = (nbgrader_errors(out).strip().splitlines() or ["no detail"])[-1]
@@ -527,7 +527,7 @@ class Runner:
     def last_resort(self, job: Job, detail: str) -> Outcome:
         """Zeros in the gradebook and a failed outcome, whatever else has gone wrong."""
         try:
-            _append(self.log_of(job), {"kind": "grading-failed", "detail": detail[-800:]})
+            gradelog.append(self.log_of(job), {"kind": "grading-failed", "detail": detail[-800:]})
         except OSError:
             pass
         try:
@@ -538,7 +538,7 @@ class Runner:
 
     def fallback(self, slot: int, job: Job, env: dict, detail: str) -> Outcome:
         """Grade the unanswered release with a note saying why; zeros in the gradebook if even that fails."""
-        _append(self.log_of(job), {"kind": "grading-failed", "detail": detail[-800:]})
+        gradelog.append(self.log_of(job), {"kind": "grading-failed", "detail": detail[-800:]})
         last = detail.strip().splitlines()[-1] if detail.strip() else "no detail"
         staged = self.grading / "staged" / f"w{slot}-fallback"
         shutil.rmtree(staged, ignore_errors=True)
@@ -552,7 +552,7 @@ class Runner:
         return self.outcome(job, "failed", detail + "\nfallback grading failed too:\n" + nbgrader_errors(out))
 
     def outcome(self, job: Job, status: str, detail: str) -> Outcome:
-        records = _read(self.log_of(job))
+        records = gradelog.read(self.log_of(job))
         times = [r["time"] for r in records if "time" in r]
         seconds = (max(times) - min(times)) if len(times) > 1 else 0.0
         events = [r for r in records if r.get("kind") in HOSTILE_KINDS | {
@@ -563,14 +563,13 @@ class Runner:
 
 def _why_not_graded(log: Path, out: str) -> str:
     """What stopped a notebook, for the note: the kernel's refusal if it refused, else nbgrader's error."""
-    for record in _read(log):
+    for record in gradelog.read(log):
         if record.get("kind") == "refused" and record.get("from") == "kernel":
             return ("the grading kernel refused to start: these were loaded from the submission's folder before "
                     f"any cell ran: {record.get('modules')}")
     return nbgrader_errors(out)
 
 
-_append, _read = gradelog.append, gradelog.read
 
 
 # --------------------------------------------------------------------------- the batch
@@ -630,9 +629,6 @@ def autograde(course: Course, assignments: list, students: list | None = None, j
     return result
 
 
-describe_event = gradelog.describe
-
-
 def summary_line(o: Outcome) -> str:
     flags = sorted({e.get("kind") for e in o.events if e.get("kind") in HOSTILE_KINDS})
     extra = f"  [{', '.join(flags)}]" if flags else ""
@@ -651,7 +647,7 @@ def write_report(path: Path, result: BatchResult) -> None:
         for e in o.events:
             if e.get("kind") == "exit" and (e.get("requested") or str(e.get("status")) in ("0", "None")):
                 continue
-            lines.append(f"    {describe_event(e)}")
+            lines.append(f"    {gradelog.describe(e)}")
         if o.detail:
             lines += [f"    | {ln}" for ln in o.detail.splitlines()[-8:]]
     with open(path, "a") as fh:

@@ -39,10 +39,6 @@ def log_path(resources) -> str | None:
     return gradelog.path_for(info.get("assignment", ""), info.get("student", ""))
 
 
-def append_log(record: dict, path: str | None) -> None:
-    gradelog.append(path, record)
-
-
 def error_output(name: str, text: str) -> NotebookNode:
     return NotebookNode(output_type="error", ename=name, evalue=text,
                         traceback=[f"\x1b[0;31m{name}\x1b[0m: {text}"])
@@ -69,8 +65,8 @@ class ResilientExecute(BudgetedExecute):
         self._ready_made = scan.notebook_uses(
             [(k, c.source) for k, c in enumerate(nb.cells) if c.cell_type == "code" and _student_cell(c)])
         for index, row, line in self._ready_made[:5]:
-            append_log({"kind": "ready-made-source", "detail": f"cell {index}, line {row}: {line}"},
-                       log_path(resources))
+            gradelog.append(log_path(resources),
+                            {"kind": "ready-made-source", "detail": f"cell {index}, line {row}: {line}"})
         skipped: dict[int, tuple] = {}  # cell index -> (why, the outputs it had)
         failures: list[int] = []  # where the kernel died or wedged, in order
         failure = None
@@ -139,7 +135,7 @@ class ResilientExecute(BudgetedExecute):
                 failures.append(current)
                 skipped[culprit] = (reason, [o for o in nb.cells[culprit].outputs
                                              if o.get("ename") != "CellTimeoutError"])
-                append_log({"kind": "cell-skipped", "cell": culprit, "detail": reason}, log_path(resources))
+                gradelog.append(log_path(resources), {"kind": "cell-skipped", "cell": culprit, "detail": reason})
                 failure = reason
                 if time.monotonic() > self._deadline:
                     break
@@ -148,7 +144,7 @@ class ResilientExecute(BudgetedExecute):
                 "KernelStopped", f"{reason}. The grader restarted the kernel and ran the rest of the notebook "
                 "without this cell.")]
         if failure is not None and len(skipped) > self.max_restarts:
-            append_log({"kind": "gave-up", "detail": failure}, log_path(resources))
+            gradelog.append(log_path(resources), {"kind": "gave-up", "detail": failure})
         for index, dropped in self._dropped.items():
             nb.cells[index].outputs.append(NotebookNode(
                 output_type="stream", name="stdout",
@@ -191,10 +187,11 @@ class ResilientExecute(BudgetedExecute):
         except ExchangeFailed as err:
             cell.outputs = [error_output("GradingFailure", f"the grader got no answer from your kernel ({err}). "
                                          "Code in the notebook broke the grader's probe; this test earns no points.")]
-            append_log({"kind": "probe-silent", "cell": grade_id, "detail": str(err)[:300]}, log_path(resources))
+            gradelog.append(log_path(resources),
+                            {"kind": "probe-silent", "cell": grade_id, "detail": str(err)[:300]})
         finally:
             for note in take_notes():
-                append_log({"cell": grade_id, **note}, log_path(resources))
+                gradelog.append(log_path(resources), {"cell": grade_id, **note})
 
     def _responsive(self) -> bool:
         from jupyter_core.utils import run_sync
@@ -327,5 +324,5 @@ class MarkGraded(NbGraderPreprocessor):
     """Last in line: tells the batch that nbgrader got all the way through (grades saved)."""
 
     def preprocess(self, nb, resources):
-        append_log({"kind": "graded"}, log_path(resources))
+        gradelog.append(log_path(resources), {"kind": "graded"})
         return nb, resources

@@ -52,8 +52,8 @@ KERNEL_FLAGS = ("-P", "-s", "-B")
 PACKAGE = Path(__file__).resolve().parents[1]  # autograder/
 
 # The environment variables the batch sets for the launchers it starts (their one definition: autograder/settings.py).
-MODE_ENV, MEMORY_ENV, CPU_ENV, PROCS_ENV, THREADS_ENV, UID_ENV, TMP_MB_ENV, DEVICE_ENV = (ENV[k] for k in (
-    "sandbox", "memory_mb", "cpu_seconds", "procs", "threads", "uid", "tmp_mb", "device"))
+MODE_ENV, CPU_ENV, THREADS_ENV, UID_ENV, DEVICE_ENV = (ENV[k] for k in (
+    "sandbox", "cpu_seconds", "threads", "uid", "device"))
 BWRAP_ENV = "LSTM_BWRAP"  # the bubblewrap binary (default: bwrap on PATH)
 DEFAULT_CPU_SECONDS = Settings().cpu_seconds
 FILE_SIZE_MB = 512

@@ -29,17 +29,14 @@ WATCHED = {
     "socket.connect": "network access",
     "sys._getframe": "grabbing stack frames",
 }
-NOTEBOOK_FILES = ("<ipython-input", "<cell")
 MAX_RECORDS = 200
-
-
-def _from_notebook(filename: str) -> bool:
-    return filename.startswith(NOTEBOOK_FILES) or "ipykernel_" in filename
 
 
 def make_watch(channel_fd: int):
     """The audit hook and the function that sends a record (tab-separated ``kind name=value ...``)."""
     import _thread
+
+    from .probe import from_notebook
 
     write, get_ident, getframe = os.write, _thread.get_ident, sys._getframe
     busy, state = set(), {"sent": 0, "seen": set()}
@@ -66,13 +63,13 @@ def make_watch(channel_fd: int):
         try:
             if event == "sys._getframe":
                 frame = args[0] if args else None
-                student = frame is not None and _from_notebook(frame.f_code.co_filename)
+                student = frame is not None and from_notebook(frame.f_code.co_filename)
             else:
                 frame, student = getframe(1), False
                 for _ in range(40):
                     if frame is None:
                         break
-                    if _from_notebook(frame.f_code.co_filename):
+                    if from_notebook(frame.f_code.co_filename):
                         student = True
                         break
                     frame = frame.f_back

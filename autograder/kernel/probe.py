@@ -25,10 +25,14 @@ NOTEBOOK_FILES = ("<ipython-input", "<cell")
 MAX_TEXT = 2000
 
 
+def from_notebook(filename: str) -> bool:
+    """Whether code of this file name is a notebook cell's (the student's, in a grading kernel)."""
+    return filename.startswith(NOTEBOOK_FILES) or "ipykernel_" in filename
+
+
 def notebook_frame(err: BaseException) -> dict | None:
     """The innermost traceback frame that is notebook code: where the student's error happened."""
-    frames = [f for f in traceback.extract_tb(err.__traceback__)
-              if f.filename.startswith(NOTEBOOK_FILES) or "ipykernel_" in f.filename]
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if from_notebook(f.filename)]
     if not frames:
         return None
     frame = frames[-1]
