@@ -3,7 +3,8 @@
 ``<root>/<assignment>/<student>.jsonl``; ``root`` is the setting ``grading_log``, which the batch sets for every
 process it starts. Three processes append to it, all through ``append``: the launcher (what it saw of the
 kernel, and what the kernel reported on its channel, marked ``"from": "kernel"``), the grader's executor
-(verdict-side events) and the batch (staging, failures). ``describe`` words each kind for the report.
+(verdict-side events, and each hidden test's ``verdict`` with its bug id) and the batch (staging, failures).
+``describe`` words each kind for the report; ``verdicts`` reads the last grading run's verdicts.
 """
 
 import json
@@ -22,6 +23,8 @@ KINDS = {
     "dropped": (False, "not given to the kernel: {detail}"),
     "boot": (False, "kernel booted (torch {torch}, {device})"),
     "graded": (False, "grades saved"),
+    "grading": (False, "the executor started grading the notebook"),
+    "verdict": (False, "{cell}: {bug}"),
     "cell-skipped": (False, "cell {cell} skipped: {detail}"),
     "gave-up": (False, "gave up after repeated kernel failures: {detail}"),
     "staging-failed": (False, "staging failed, graded as the unanswered release: {detail}"),
@@ -77,3 +80,17 @@ def describe(record: dict) -> str:
             return "?"
 
     return template.format_map(Fields({k: str(v)[:300] for k, v in record.items()}))
+
+
+def verdicts(path) -> dict[str, dict]:
+    """grade_id -> the ``verdict`` record of the last grading run (after the last ``grading`` record). Records
+    the kernel reported (``"from"``) are never verdicts."""
+    found: dict[str, dict] = {}
+    for record in read(path):
+        if "from" in record:
+            continue
+        if record.get("kind") == "grading":
+            found = {}
+        elif record.get("kind") == "verdict" and isinstance(record.get("cell"), str):
+            found[record["cell"]] = record
+    return found

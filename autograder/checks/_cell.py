@@ -82,9 +82,9 @@ class CellSpec:
         raise NotImplementedError
 
     @staticmethod
-    def name_bug(params, x, h, c, got_h, got_c) -> str:
-        """A sentence naming the mistake that explains the student's (h, c), or ''."""
-        return ""
+    def name_bug(params, x, h, c, got_h, got_c) -> tuple[str, str] | None:
+        """(bug id, sentence) of the mistake that explains the student's (h, c), or None."""
+        return None
 
     @staticmethod
     def invoke(cell, *args, what, **options):
@@ -162,8 +162,9 @@ def checked_params(spec: type[CellSpec], cell, input_size, hidden_size) -> dict:
         plain = [name for name in missing if isinstance(cell.attr(name), torch.Tensor)]
         if plain:
             raise GradingFailure(
-                f"{spec.owner}{plain[0]} is a plain tensor, not a registered parameter: {spec.plain_tensor}")
-        raise GradingFailure(spec.missing(missing, params))
+                f"{spec.owner}{plain[0]} is a plain tensor, not a registered parameter: {spec.plain_tensor}",
+                bug="plain_tensor_parameter")
+        raise GradingFailure(spec.missing(missing, params), bug="missing_parameters")
     too_many = spec.beyond(sorted(set(params) - set(shapes)))
     if too_many:
         raise GradingFailure(too_many)
@@ -172,8 +173,7 @@ def checked_params(spec: type[CellSpec], cell, input_size, hidden_size) -> dict:
         if got != want:
             raise GradingFailure(
                 f"{spec.owner}{name} has shape {got}, expected {want} for input_size={input_size}, "
-                f"hidden_size={hidden_size}{spec.wrong_shape(name, got, want)}"
-            )
+                f"hidden_size={hidden_size}{spec.wrong_shape(name, got, want)}", bug="parameter_shape")
     return params
 
 
@@ -229,7 +229,8 @@ def run_cell(cell, x, h=None, c=None, *, what, invoke=call,
     report = {}
     out = invoke(cell, *((x,) if h is None else (x, h, c)), what=what, report=report)
     for k in report["mutated"]:
-        raise GradingFailure(f"{what} changed the caller's {'xhc'[k]} in place: compute new tensors instead.")
+        raise GradingFailure(f"{what} changed the caller's {'xhc'[k]} in place: compute new tensors instead.",
+                             bug="in_place_update")
     if not isinstance(out, tuple) or len(out) != 2:
         raise GradingFailure(not_a_pair.format(what=what, got=getattr(out, "type_name", type(out).__name__)))
     return out
@@ -252,7 +253,8 @@ def expect_step(spec: type[CellSpec], cell, x, h, c, label):
         return
     named = spec.name_bug(params, x, h, c, got_h, got_c)
     if named:
-        raise GradingFailure(f"{spec.name}.forward ({label}): {named}")
+        bug, sentence = named
+        raise GradingFailure(f"{spec.name}.forward ({label}): {sentence}", bug=bug)
     if c_ok:
         raise GradingFailure(
             f"{spec.name}.forward ({label}): c_next {spec.c_right} but h_next differs by up to "
@@ -287,11 +289,11 @@ def forms_test(spec: type[CellSpec]):
     expect_step(spec, cell, x, h, c, "unbatched: x of shape (input_size,)")
     got_h, got_c, want_h, want_c = without_states(spec, cell, torch.randn(3, 5, dtype=F64), 4,
                                                   f"{spec.name}.forward(x) without h and c")
-    expect_close(got_h, want_h, "h_next with h and c missing", spec.no_states_hint)
-    expect_close(got_c, want_c, "c_next with h and c missing", spec.no_states_hint)
+    expect_close(got_h, want_h, "h_next with h and c missing", spec.no_states_hint, bug="default_states")
+    expect_close(got_c, want_c, "c_next with h and c missing", spec.no_states_hint, bug="default_states")
     message = spec.wrong_dtype(got_h, got_c)
     if message:
-        raise GradingFailure(message)
+        raise GradingFailure(message, bug="default_state_dtype")
     return cell
 
 
@@ -310,7 +312,7 @@ def gradients_test(spec: type[CellSpec]):
 
     got = spec.invoke(cell, x, h, c, what=f"{spec.name}.forward")
     if not (isinstance(got, tuple) and len(got) == 2 and close(got[0], want_h) and close(got[1], want_c)):
-        raise GradingFailure(spec.forward_first)
+        raise GradingFailure(spec.forward_first)  # a consequence, not a mistake of its own: the check's own id
     mine = [t.detach().clone().requires_grad_(True) for t in (x, h, c)]
     cell.method("zero_grad", set_to_none=True, what=f"{spec.name}.zero_grad()")
     _, grads = spec.invoke(cell, *mine, what=f"{spec.name}.forward", backward=[w_h, w_c],
@@ -319,42 +321,45 @@ def gradients_test(spec: type[CellSpec]):
     for name in spec.names():
         if params[name].grad is None:
             raise GradingFailure(
-                f"{name} got no gradient: it is not used in forward, or used through .detach()/.data."
-            )
+                f"{name} got no gradient: it is not used in forward, or used through .detach()/.data.",
+                bug="no_gradient")
         expect_close(params[name].grad, want_param[name], f"the gradient of {name}",
                      "The forward values match, so look for .detach(), .data or in-place updates.")
     for name, got, want in zip("xhc", grads, inputs, strict=True):
         if got is None:
-            raise GradingFailure(f"no gradient reaches {name}: is it detached inside forward?")
+            raise GradingFailure(f"no gradient reaches {name}: is it detached inside forward?", bug="no_gradient")
         expect_close(got, want.grad, f"the gradient with respect to {name}", spec.input_grad_hint(name))
 
 
 # --------------------------------------------------------------------------- initialisation
 
 
-def spread_failure(when, name, values, k, *, too_wide, not_spread="", nan=None) -> str:
-    """Why ``values`` (a parameter's, float64) are not drawn from U(-k, k), or '' if they look it."""
+def spread_failure(when, name, values, k, *, too_wide, not_spread="", nan=None) -> GradingFailure | None:
+    """Why ``values`` (a parameter's, float64) are not drawn from U(-k, k), or None if they look it."""
     hi = values.abs().max().item()
     if nan is not None and not math.isfinite(hi):
-        return f"{when}, {name} contains NaN or inf: {nan}"
+        return GradingFailure(f"{when}, {name} contains NaN or inf: {nan}", bug="init_uninitialised")
     if not math.isfinite(hi) or hi > k * (1 + 1e-6):
-        return f"{when}, {name} has values up to {hi:.3g} but k = 1/sqrt(hidden_size) = {k:.4g}: {too_wide}"
+        return GradingFailure(f"{when}, {name} has values up to {hi:.3g} but k = 1/sqrt(hidden_size) = {k:.4g}: "
+                              f"{too_wide}", bug="init_too_wide")
     if hi < 0.8 * k or values.std().item() < 0.4 * k:
-        return (f"{when}, {name} is not spread over U(-k, k) with k = {k:.4g} (max |value| {hi:.3g}, "
-                f"std {values.std().item():.3g}; expected std ≈ {k / math.sqrt(3):.3g}).{not_spread}")
-    return ""
+        return GradingFailure(f"{when}, {name} is not spread over U(-k, k) with k = {k:.4g} (max |value| "
+                              f"{hi:.3g}, std {values.std().item():.3g}; expected std ≈ {k / math.sqrt(3):.3g})."
+                              f"{not_spread}", bug="init_not_spread")
+    return None
 
 
 def expect_uniform_init(cell, hidden_size, failure, reset_what="reset_parameters()", reset_optional=False):
     """Every parameter looks drawn from U(-k, k), k = 1/sqrt(hidden_size), after __init__ and after
-    reset_parameters() (called on weights set to 5 first). ``failure(when, name, values, k)`` words the verdict."""
+    reset_parameters() (called on weights set to 5 first). ``failure(when, name, values, k)`` is the verdict (a
+    GradingFailure, or None)."""
     k = 1 / math.sqrt(hidden_size)
 
     def check(when):
         for name, p in cell.params().items():
-            message = failure(when, name, p.value.double(), k)
-            if message:
-                raise GradingFailure(message)
+            verdict = failure(when, name, p.value.double(), k)
+            if verdict is not None:
+                raise verdict
 
     try:
         check("after __init__")
@@ -384,4 +389,4 @@ def _blame_init_if_reset_works(cell, check, reset_what, verdict):
         return
     seen = str(verdict).split(":")[0].split(" Does __init__")[0].rstrip(".")  # what was wrong, not why
     raise GradingFailure(f"{seen}. Calling {reset_what} by hand draws them right, so __init__ does not call it: "
-                         "end __init__ with self.reset_parameters().") from None
+                         "end __init__ with self.reset_parameters().", bug="init_not_called") from None

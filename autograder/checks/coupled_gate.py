@@ -93,8 +93,8 @@ SUSPECTS = {
 }
 
 
-def name_bug(params, x, h, c, got_h, got_c) -> str:
-    """A sentence naming the mistake that explains the student's (h, c), or '' if none fits."""
+def name_bug(params, x, h, c, got_h, got_c) -> tuple[str, str] | None:
+    """(bug id, sentence) of the mistake that explains the student's (h, c), or None if none fits."""
     return suspects.name_bug({"coupled": True}, SUSPECTS, params, x, h, c, got_h, got_c, h_only=("no_tanh_on_c",))
 
 

@@ -29,6 +29,6 @@ SUSPECTS = {
 }
 
 
-def name_cell_bug(params, x, h, c, got_h, got_c) -> str:
-    """A sentence naming the mistake that explains the student's (h, c), or '' if none fits."""
+def name_cell_bug(params, x, h, c, got_h, got_c) -> tuple[str, str] | None:
+    """(bug id, sentence) of the mistake that explains the student's (h, c), or None if none fits."""
     return suspects.name_bug({}, SUSPECTS, params, x, h, c, got_h, got_c, h_only=("no_tanh_on_c", "sigmoid_on_c"))

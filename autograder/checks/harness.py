@@ -5,6 +5,12 @@ code on inputs it drew itself (``call``), gets plain numbers back, and compares 
 references (``expect_close``, ``close``). Student objects stay in the kernel as ``Remote`` handles; what
 comes back are tensors on this side. A failure is a ``GradingFailure`` whose message is all the student
 sees.
+
+Every failure carries a stable *bug id* (``GradingFailure.bug``), set where it is raised, on this side only: a
+mistake the check names (``bug="no_tanh_on_c"``) or, for a failure with no specific diagnosis, the check's
+own name. ``hidden_test`` prefixes the checks module, so ids read ``lstm_cell.no_tanh_on_c`` and
+``lstm_cell.cell_forward``; the executor logs them per student and cell for the class report. Nothing the
+kernel sends is turned into an id: at most its reply picks one of the grader's own fixed ids.
 """
 
 import functools
@@ -26,16 +32,40 @@ _run_seed = _settings.grader_seed or secrets.randbits(62)
 
 
 class GradingFailure(AssertionError):
-    """A hidden test failed; the message is all the student sees."""
+    """A hidden test failed; the message is all the student sees, ``bug`` the mistake's stable id.
+
+    ``named``: the check diagnosed a specific mistake (False: ``bug`` only says which check failed, or that
+    there was no answer to check).
+    """
 
     raised: dict | None = None  # what the student's code raised, as the probe described it
+    bug: str | None = None
+    named: bool = False
+
+    def __init__(self, message: str = "", bug: str | None = None, named: bool = True):
+        super().__init__(message)
+        if bug:
+            self.bug, self.named = bug, named
 
     def _render_traceback_(self):  # IPython shows this instead of a traceback
         return [f"\x1b[0;31mGradingFailure\x1b[0m: {self}"]
 
 
 class ReadyMadeLSTMUsed(GradingFailure):
-    pass
+    def __init__(self, message: str = "", bug: str | None = "ready_made_lstm"):
+        super().__init__(message, bug)
+
+
+def check_module(fn) -> str:
+    """The checks module a hidden test lives in, as bug ids name it: ``lstm_cell``."""
+    return fn.__module__.rsplit(".", 1)[-1]
+
+
+def qualify(failure: GradingFailure, module: str, test: str) -> GradingFailure:
+    """Give ``failure`` its full bug id: ``module.bug``, or ``module.test`` when no mistake was named."""
+    if not failure.bug or "." not in failure.bug:
+        failure.bug = f"{module}.{failure.bug or test}"
+    return failure
 
 
 def device() -> torch.device:
@@ -72,11 +102,15 @@ def hidden_test(fn):
                 warnings.simplefilter("ignore")
                 try:
                     fn()
-                except (GradingFailure, ExchangeFailed):
+                except GradingFailure as failure:
+                    qualify(failure, check_module(fn), fn.__name__)
+                    raise
+                except ExchangeFailed:
                     raise
                 except Exception as err:  # a bug in the check, or an answer it choked on
-                    raise GradingFailure(
-                        f"the grader could not finish this test ({type(err).__name__}: {err}).") from None
+                    raise qualify(GradingFailure(
+                        f"the grader could not finish this test ({type(err).__name__}: {err})."),
+                        check_module(fn), fn.__name__) from None
         if local:
             print(passed_line(wrapper))
 
@@ -95,7 +129,8 @@ def passed_line(test) -> str:
 def exchange(request: dict) -> dict:
     reply = current().exchange(request)
     if "probe_error" in reply:
-        raise GradingFailure(f"the grader could not run this test in your kernel ({str(reply['probe_error'])[:300]}).")
+        raise GradingFailure(f"the grader could not run this test in your kernel ({str(reply['probe_error'])[:300]}).",
+                             bug="probe_error")
     return reply
 
 
@@ -195,7 +230,8 @@ def student(name: str):
     reply = exchange({"op": "lookup", "name": name})
     if reply.get("missing"):
         raise GradingFailure(
-            f"`{name}` is not defined. Run the cell that defines it, and keep the name exactly `{name}`.")
+            f"`{name}` is not defined. Run the cell that defines it, and keep the name exactly `{name}`.",
+            bug="not_defined", named=False)
     return value_of(reply)
 
 
@@ -236,9 +272,11 @@ def student_failure(raised: dict, what: str, forbid: dict | None = None) -> Grad
         used = (raised.get("used") or ["torch's LSTM"])[0]
         failure = ReadyMadeLSTMUsed(f"your code calls {used}. {READY_MADE_ADVICE}")
     elif kind == "forbidden" and forbid and raised.get("rule") in forbid:
-        failure = GradingFailure(forbid[raised["rule"]])
+        rule = next(r for r in forbid if r == raised["rule"])  # the grader's own string, not the kernel's
+        failure = GradingFailure(forbid[rule], bug=f"forbidden_{rule}")
     elif kind == "not-implemented":
-        failure = GradingFailure(f"{what} raised NotImplementedError: replace the `raise` with your code.")
+        failure = GradingFailure(f"{what} raised NotImplementedError: replace the `raise` with your code.",
+                                 bug="not_implemented", named=False)
     else:
         failure = GradingFailure(f"{what} raised {raised.get('type', 'an exception')}: {message}."
                                  f"{_student_line(raised)}{_likely_cause(message)}")
@@ -304,9 +342,9 @@ def _is_tensor(value) -> bool:
     return isinstance(value, torch.Tensor)
 
 
-def expect_tensor(value, what: str):
+def expect_tensor(value, what: str, bug: str | None = None):
     if not _is_tensor(value):
-        raise GradingFailure(f"{what} should be a torch.Tensor, got {describe(value)}.")
+        raise GradingFailure(f"{what} should be a torch.Tensor, got {describe(value)}.", bug=bug)
 
 
 def describe(value) -> str:
@@ -315,11 +353,11 @@ def describe(value) -> str:
     return type(value).__name__
 
 
-def expect_shape(value, shape, what: str, hint: str = ""):
-    expect_tensor(value, what)
+def expect_shape(value, shape, what: str, hint: str = "", bug: str | None = None):
+    expect_tensor(value, what, bug)
     if tuple(value.shape) != tuple(shape):
         raise GradingFailure(
-            f"{what} has shape {tuple(value.shape)}, expected {tuple(shape)}." + (f" {hint}" if hint else ""))
+            f"{what} has shape {tuple(value.shape)}, expected {tuple(shape)}." + (f" {hint}" if hint else ""), bug=bug)
 
 
 def _f64(t: torch.Tensor) -> torch.Tensor:
@@ -337,10 +375,11 @@ def close(got, want, atol=1e-9, rtol=1e-7) -> bool:
     return bool(torch.isfinite(g).all()) and bool(torch.allclose(g, w, atol=atol, rtol=rtol))
 
 
-def expect_close(got, want, what: str, hint: str = "", atol=1e-9, rtol=1e-7):
-    expect_shape(got, want.shape, what)
+def expect_close(got, want, what: str, hint: str = "", atol=1e-9, rtol=1e-7, bug: str | None = None):
+    """``got`` matches ``want``; ``bug``: the id of the mistake a difference here means (None: the check's own)."""
+    expect_shape(got, want.shape, what, bug=bug)
     if not bool(torch.isfinite(_f64(got)).all()):
-        raise GradingFailure(f"{what} contains NaN or inf." + (f" {hint}" if hint else ""))
+        raise GradingFailure(f"{what} contains NaN or inf." + (f" {hint}" if hint else ""), bug=bug)
     if not close(got, want, atol=atol, rtol=rtol):
         raise GradingFailure(f"{what} differs from the reference by up to {max_abs_diff(got, want):.3g}."
-                             + (f" {hint}" if hint else ""))
+                             + (f" {hint}" if hint else ""), bug=bug)

@@ -35,7 +35,8 @@ def sigmoid_values():
         expect_shape(got, x.shape, f"sigmoid(x) for x of shape {tuple(x.shape)}",
                      "sigmoid works elementwise: the output has the input's shape.")
         if got.dtype != dtype:
-            raise GradingFailure(f"sigmoid(x) turned {dtype} into {got.dtype}: keep the input's dtype.")
+            raise GradingFailure(f"sigmoid(x) turned {dtype} into {got.dtype}: keep the input's dtype.",
+                                 bug="sigmoid_dtype")
         tol = 1e-12 if dtype == torch.float64 else 1e-6
         expect_close(got, torch.sigmoid(x.double()), f"sigmoid(x) in {dtype}",
                      "σ(x) = 1 / (1 + exp(-x)).", atol=tol, rtol=tol)
@@ -55,13 +56,13 @@ def sigmoid_stable():
         raise GradingFailure(
             f"sigmoid({bad[0]:g}) is {got[values.index(bad[0])].item()}: exp overflows in "
             "float32 for large |x|. Only ever compute exp of a non-positive number: for x < 0 use "
-            "exp(x) / (1 + exp(x))."
-        )
+            "exp(x) / (1 + exp(x)).", bug="sigmoid_overflow")
     expect_close(got, want, "sigmoid(x) for large |x|", atol=1e-6, rtol=1e-5)
     _, (grad,) = _student_sigmoid(x.clone().requires_grad_(True), what="sigmoid(x) for large |x|",
                                   backward=[torch.ones(len(values), dtype=torch.float32)])
     if grad is None:
-        raise GradingFailure("no gradient flows through sigmoid: is it computed through .detach() or .data?")
+        raise GradingFailure("no gradient flows through sigmoid: is it computed through .detach() or .data?",
+                             bug="sigmoid_no_gradient")
     g = grad
     if not bool(torch.isfinite(g).all()):
         worst = values[int(torch.nonzero(~torch.isfinite(g))[0])]
@@ -69,14 +70,13 @@ def sigmoid_stable():
             f"the gradient of sigmoid at x = {worst:g} is {g[values.index(worst)].item()}: the value is fine "
             "but autograd meets inf * 0 inside. Typical cause: 1 / (1 + exp(-x)) with exp(-x) = inf, or "
             "torch.where over two branches where the unused one overflows. Compute exp(-|x|) once and "
-            "build both branches from it."
-        )
+            "build both branches from it.", bug="sigmoid_gradient_nan")
     zero = values.index(0.0)
     if abs(g[zero].item() - 0.25) > 1e-6:
         raise GradingFailure(
             f"the gradient of sigmoid at x = 0 is {g[zero].item():.3g}, expected 0.25. If you used x.abs(): "
-            "autograd gives |x| a slope of 0 at x = 0; torch.where(x >= 0, x, -x) has the right one."
-        )
+            "autograd gives |x| a slope of 0 at x = 0; torch.where(x >= 0, x, -x) has the right one.",
+            bug="sigmoid_abs_slope")
     expect_close(grad, want * (1 - want), "the gradient of sigmoid", "dσ/dx = σ(x)(1 − σ(x)).",
                  atol=1e-6, rtol=1e-5)
 
@@ -88,7 +88,7 @@ def _make_cell(input_size, hidden_size):
     cls = student("LSTMCell")
     cell = call(cls, input_size, hidden_size, what=f"LSTMCell({input_size}, {hidden_size})")
     if not (isinstance(cell, Remote) and cell.is_module):
-        raise GradingFailure("LSTMCell must subclass nn.Module (class LSTMCell(nn.Module)).")
+        raise GradingFailure("LSTMCell must subclass nn.Module (class LSTMCell(nn.Module)).", bug="not_a_module")
     return cell
 
 
@@ -141,7 +141,7 @@ def cell_parameters():
     for attr, value in (("input_size", 5), ("hidden_size", 3)):
         got = cell.attr(attr)
         if type(got) is not int or got != value:
-            raise GradingFailure(f"LSTMCell(5, 3).{attr} should be {value}, got {got!r}.")
+            raise GradingFailure(f"LSTMCell(5, 3).{attr} should be {value}, got {got!r}.", bug="size_attributes")
     params = _cell.checked_params(Cell, cell, 5, 3)
     extra = sorted(set(params) - set(oracles.CELL_PARAMS))
     if extra:
@@ -207,16 +207,17 @@ def load_from_torch_stripes():
         returned = call(load, cell, theirs, what="load_from_torch(cell, torch_cell)")
     except GradingFailure as failure:
         raise GradingFailure(f"{failure} Remember: U_* come from weight_ih (input), W_* from weight_hh "
-                             "(hidden), in stripes i, f, g, o.") from None
+                             "(hidden), in stripes i, f, g, o.", bug=failure.bug) from None
     if returned != cell:
-        raise GradingFailure("load_from_torch should return the cell it was given (return cell).")
+        raise GradingFailure("load_from_torch should return the cell it was given (return cell).",
+                             bug="load_returns_other")
     after = cell.params()
     replaced = [n for n in oracles.CELL_PARAMS if n not in after or after[n].ident != before[n]]
     if replaced:
         raise GradingFailure(
             f"load_from_torch replaced {replaced[0]} with a new object: copy into the existing parameter "
-            "in place (with torch.no_grad(): cell.W_f.copy_(...)), so optimizers holding it still work."
-        )
+            "in place (with torch.no_grad(): cell.W_f.copy_(...)), so optimizers holding it still work.",
+            bug="load_new_parameters")
     order = dict(zip(oracles.TORCH_ORDER, range(4), strict=True))
     w_ih, w_hh = torch_cell.weight_ih.detach(), torch_cell.weight_hh.detach()
     bias = (torch_cell.bias_ih + torch_cell.bias_hh).detach()
@@ -230,15 +231,15 @@ def load_from_torch_stripes():
             found = [g for g in oracles.GATES if name[0] != "b" and close(got, (w_ih if name[0] == "U" else w_hh)
                      [order[g] * hid:(order[g] + 1) * hid], atol=1e-6, rtol=1e-6)]
             if name[0] == "b" and close(got, torch_cell.bias_ih.detach()[rows], atol=1e-6, rtol=1e-6):
-                raise GradingFailure(f"{name} holds only bias_ih: PyTorch adds bias_ih and bias_hh, so sum them.")
+                raise GradingFailure(f"{name} holds only bias_ih: PyTorch adds bias_ih and bias_hh, so sum them.",
+                                     bug="load_bias_ih_only")
             if found:
                 raise GradingFailure(
                     f"{name} holds the '{found[0]}' stripe of {source}: PyTorch stacks its rows as i, f, g, o, "
-                    f"so gate {gate} is rows {rows.start}:{rows.stop}."
-                )
+                    f"so gate {gate} is rows {rows.start}:{rows.stop}.", bug="load_gate_order")
             if name[0] in "UW" and close(got, (w_hh if name[0] == "U" else w_ih)[rows], atol=1e-6, rtol=1e-6):
                 raise GradingFailure(f"{name} holds rows of the other matrix: U_* come from weight_ih (input), "
-                                     "W_* from weight_hh (hidden).")
+                                     "W_* from weight_hh (hidden).", bug="load_ih_hh_swapped")
             raise GradingFailure(f"{name} does not hold rows {rows.start}:{rows.stop} of {source}.")
 
 

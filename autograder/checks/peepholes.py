@@ -191,8 +191,8 @@ def _suspects(kind):
             yield ("peeking", "".join(gates)), _subset_sentence(kind, "".join(gates))
 
 
-def name_peephole_bug(kind, params, x, h, c, got_h, got_c) -> str:
-    """A sentence naming the peephole mistake that explains the student's (h, c), or '' if none fits."""
+def name_peephole_bug(kind, params, x, h, c, got_h, got_c) -> tuple[str, str] | None:
+    """(bug id, sentence) of the peephole mistake that explains the student's (h, c), or None if none fits."""
     return suspects.name_bug({"peephole": kind}, dict(_suspects(kind)), params, x, h, c, got_h, got_c)
 
 
@@ -417,7 +417,8 @@ def peephole_zero_v():
             continue
         named = name_cell_bug(base, x, h, c, got_h, got_c)
         if named:
-            raise GradingFailure(f"PeepholeLSTMCell.forward ({label}): {named}")
+            bug, sentence = named
+            raise GradingFailure(f"PeepholeLSTMCell.forward ({label}): {sentence}", bug=bug)
         raise GradingFailure(
             f"PeepholeLSTMCell.forward ({label}): with all peepholes at zero the cell should compute exactly "
             f"what the plain LSTMCell computes, but h_next differs by up to {max_abs_diff(got_h, want_h):.3g} "

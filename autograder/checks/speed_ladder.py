@@ -109,7 +109,7 @@ SUSPECTS = {("rows", order): _rows_sentence(order) for order in map("".join, ite
 
 
 def _name_bug(p, x, h, c, got_h, got_c):
-    """A sentence naming the mistake the student's output matches, or ''."""
+    """(bug id, sentence) of the mistake the student's output matches, or None."""
     return suspects.name_bug({"fused": True}, SUSPECTS, p, x, h, c, got_h, got_c)
 
 
@@ -213,8 +213,9 @@ def _cell_kind(value) -> str:
 def _init_failure(when, name, values, k):
     hi = values.abs().max().item()
     if hi <= k * (1 + 1e-6) and hi < 0.8 * k and abs(values.std().item() - hi / math.sqrt(3)) < 0.1 * hi:
-        return (f"{when}, {name} looks uniform on (-{hi:.3g}, {hi:.3g}), but k = 1/sqrt(hidden_size) = "
-                f"{k:.4g}: use the hidden size H itself, not 4 * H or the input size.")
+        return GradingFailure(f"{when}, {name} looks uniform on (-{hi:.3g}, {hi:.3g}), but k = 1/sqrt(hidden_size) "
+                              f"= {k:.4g}: use the hidden size H itself, not 4 * H or the input size.",
+                              bug="init_wrong_k")
     return _cell.spread_failure(
         when, name, values, k,
         too_wide="draw from U(-k, k) with k = 1/sqrt(hidden_size), not ±1 or a normal distribution.",

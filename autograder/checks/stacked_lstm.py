@@ -402,30 +402,29 @@ def _diagnose(model, x, h0, c0, got, want, label):
             continue
         out_differs, h_differs = not close(s_out, want_out), not close(s_h, want_h)
         if (out_differs and close(output, s_out)) or (h_differs and close(h_n, s_h)):
-            raise GradingFailure(f"{label}: {sentence}")
+            raise GradingFailure(f"{label}: {sentence}", bug=bug)
     out_ok = close(output, want_out)
     if not out_ok:
         extra = _stack(params, x, h0, c0)[3]
         for name, sentence in OUTPUT_SUSPECTS.items():
             if close(output, extra[name]) and not close(extra[name], want_out):
-                raise GradingFailure(f"{label}: {sentence}")
+                raise GradingFailure(f"{label}: {sentence}", bug=f"output_{name}")
         if close(output, want_out.flip(0)):
-            raise GradingFailure(f"{label}: output lists the steps in reverse: output[t] is the h of step t.")
+            raise GradingFailure(f"{label}: output lists the steps in reverse: output[t] is the h of step t.",
+                                 bug="output_reversed")
     if not close(h_n, want_h) and close(h_n, want_c) and close(c_n, want_h):
-        raise GradingFailure(f"{label}: h_n and c_n are swapped: return output, (h_n, c_n).")
+        raise GradingFailure(f"{label}: h_n and c_n are swapped: return output, (h_n, c_n).", bug="h_n_c_n_swapped")
     for name, value, good, initial in (("h_n", h_n, want_h, h0), ("c_n", c_n, want_c, c0)):
         if close(value, good):
             continue
         if close(value, initial):
             raise GradingFailure(
                 f"{label}: {name} still holds the initial state: return each layer's state after the "
-                "last step."
-            )
+                "last step.", bug=f"{name}_initial_state")
         if len(good) > 1 and close(value, good.flip(0)):
             raise GradingFailure(
                 f"{label}: {name} lists the layers top-down: {name}[0] is the first (bottom) layer, the one "
-                "that reads x."
-            )
+                "that reads x.", bug=f"{name}_top_down")
     for k in range(len(want_h)):
         if close(h_n[k], want_h[k]) and close(c_n[k], want_c[k]):
             continue
@@ -434,20 +433,18 @@ def _diagnose(model, x, h0, c0, got, want, label):
             raise GradingFailure(
                 f"{label}: the first layer's final state (h_n[0], c_n[0]) already differs from "
                 f"torch.nn.LSTM's (by up to {diff:.3g}). Layer 1 reads x[t] at step t, starting from h0[0], "
-                "c0[0], and carries its own (h, c) from step to step."
-            )
+                "c0[0], and carries its own (h, c) from step to step.", bug="first_layer_differs")
         below = "the layer below matches" if k == 1 else "the layers below match"
         raise GradingFailure(
             f"{label}: h_n[{k}] or c_n[{k}] (layer {k + 1}) differs from torch.nn.LSTM's by up to {diff:.3g} "
             f"while {below}: check what layer {k + 1} receives. Its input is layer {k}'s h_t at the same "
-            f"step; its state is its own (h, c) from step t-1, starting from h0[{k}], c0[{k}]."
-        )
+            f"step; its state is its own (h, c) from step t-1, starting from h0[{k}], c0[{k}].",
+            bug="upper_layer_differs")
     if not out_ok:
         raise GradingFailure(
             f"{label}: h_n and c_n match torch.nn.LSTM but output differs by up to "
             f"{max_abs_diff(output, want_out):.3g}: output is the last layer's h_t at every step, in order "
-            "(output[-1] equals h_n[-1])."
-        )
+            "(output[-1] equals h_n[-1]).", bug="output_not_top_h")
 
 
 def _expect_forward(model, x, h0, c0, label, batch_first=False):
@@ -476,8 +473,7 @@ def _expect_forward(model, x, h0, c0, label, batch_first=False):
             raise GradingFailure(
                 f"{label}: with batch_first=True your model ran the recurrence over the batch axis: x is "
                 "(batch, seq_len, input_size), so transpose it to (seq_len, batch, input_size) before the "
-                "time loop, and output back at the end."
-            )
+                "time loop, and output back at the end.", bug="batch_first_ignored")
         x = x.transpose(0, 1)
         got = (got[0].transpose(0, 1), *got[1:])
         want = (want[0].transpose(0, 1), *want[1:])

@@ -3,7 +3,8 @@
 ``Step`` is the step written out, split into the pieces a student can get wrong; ``oracles.lstm_cell_step``
 is ``Step`` with no mistake. Each mistake is a subclass that overrides one piece (``MISTAKES``), or a family
 of them with one parameter (``FAMILIES``). ``name_bug`` runs the suspects one by one on the student's
-inputs: if the student's output matches one to float64 precision, its sentence names the mistake.
+inputs: if the student's output matches one to float64 precision, its sentence names the mistake and its
+name is the mistake's bug id (``bug_id``).
 
 Each hidden-test module keeps its own suspects (which mistakes, in which order, in which words): this
 module only computes them.
@@ -313,10 +314,15 @@ def mistake(bug) -> type[Step]:
     return MISTAKES[bug]
 
 
-def name_bug(step_options, suspects, params, x, h, c, got_h, got_c, h_only=()) -> str:
-    """The sentence of the first suspect (``{bug: sentence}``, tried in order) whose output the student's
-    (h, c) matches, or '' if none does. A suspect in ``h_only`` needs to match h only; one that cannot run on
-    these weights (a KeyError, a RuntimeError) is skipped."""
+def bug_id(bug) -> str:
+    """A suspect's stable id: its name, or ``family_argument`` (``peeking_fo``, ``rows_figo``)."""
+    return "_".join(bug) if isinstance(bug, tuple) else bug
+
+
+def name_bug(step_options, suspects, params, x, h, c, got_h, got_c, h_only=()) -> tuple[str, str] | None:
+    """``(bug id, sentence)`` of the first suspect (``{bug: sentence}``, tried in order) whose output the
+    student's (h, c) matches, or None if none does. A suspect in ``h_only`` needs to match h only; one that
+    cannot run on these weights (a KeyError, a RuntimeError) is skipped."""
     for bug, sentence in suspects.items():
         step = mistake(bug)(params, **step_options)  # outside the try: a misspelt bug is an error
         try:
@@ -324,5 +330,5 @@ def name_bug(step_options, suspects, params, x, h, c, got_h, got_c, h_only=()) -
         except (KeyError, RuntimeError):
             continue
         if close(got_h, want_h) and (bug in h_only or close(got_c, want_c)):
-            return sentence
-    return ""
+            return bug_id(bug), sentence
+    return None

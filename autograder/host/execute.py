@@ -9,7 +9,9 @@ its points. Output is capped per cell.
 A grading cell with hidden tests is never run in the kernel: the executor judges it here, in the grader's
 process, with the hidden test named like the cell's ``grade_id`` (``autograder.registry``). The test reaches
 the student's code through the kernel's probe, one exchange at a time (``KernelLink``), and the executor
-writes the verdict into the cell itself; whatever the kernel prints or raises cannot change it.
+writes the verdict into the cell itself; whatever the kernel prints or raises cannot change it. Each verdict
+also goes to the grading log as a ``verdict`` record (the cell, passed or not, the failure's bug id and
+message): the class report reads those, without grading again.
 """
 
 import json
@@ -67,6 +69,7 @@ class ResilientExecute(BudgetedExecute):
         for index, row, line in self._ready_made[:5]:
             gradelog.append(log_path(resources),
                             {"kind": "ready-made-source", "detail": f"cell {index}, line {row}: {line}"})
+        gradelog.append(log_path(resources), {"kind": "grading"})  # the verdicts after this one are this run's
         skipped: dict[int, tuple] = {}  # cell index -> (why, the outputs it had)
         failures: list[int] = []  # where the kernel died or wedged, in order
         failure = None
@@ -157,41 +160,51 @@ class ResilientExecute(BudgetedExecute):
         from ..checks.harness import GradingFailure, passed_line, take_notes
 
         info = (resources or {}).get("nbgrader", {})
+        assignment = info.get("assignment", "")
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
-        test = registry.hidden_test(info.get("assignment", ""), grade_id)
+        module = registry.NOTEBOOKS[assignment].checks if assignment in registry.NOTEBOOKS else "grader"
+        log = log_path(resources)
+
+        def failed(name, text, bug, named=False):
+            cell.outputs = [error_output(name, text)]
+            gradelog.append(log, {"kind": "verdict", "cell": grade_id, "passed": False, "bug": bug, "named": named,
+                                  "message": f"{name}: {text}"[:600]})
+
+        test = registry.hidden_test(assignment, grade_id)
         cell.outputs = []
         if test is None:
-            cell.outputs = [error_output("GradingFailure", f"the grader has no hidden test {grade_id!r} for "
-                                         "this notebook (a grader problem: tell your instructor).")]
+            failed("GradingFailure", f"the grader has no hidden test {grade_id!r} for this notebook (a grader "
+                   "problem: tell your instructor).", f"{module}.no_hidden_test")
             return
         if self._ready_made:
             index, row, line = self._ready_made[0]
-            cell.outputs = [error_output("GradingFailure", (
+            failed("GradingFailure", (
                 f"PyTorch's ready-made LSTM appears in your code (cell {index + 1}, line {row}: `{line}`). Write the "
                 "recurrence yourself: the hidden tests give no points to a notebook that uses it, even in a scratch "
-                "cell."))]
+                "cell."), f"{module}.ready_made_lstm", named=True)
             return
         link = KernelLink(self, time.monotonic() + (self._get_timeout(cell) or self.notebook_budget))
         try:
             with using(link):
                 test()
             cell.outputs = [NotebookNode(output_type="stream", name="stdout", text=passed_line(test) + "\n")]
+            gradelog.append(log, {"kind": "verdict", "cell": grade_id, "passed": True})
         except GradingFailure as failure:
-            cell.outputs = [error_output("GradingFailure", str(failure))]
+            bug = failure.bug if failure.bug and "." in failure.bug else f"{module}.{failure.bug or grade_id}"
+            failed("GradingFailure", str(failure), bug, named=failure.named)
         except ExchangeTimeout:
-            cell.outputs = [error_output("CellTimeoutError", "your code did not return within this test's time "
-                                         f"limit ({self.timeout} s), so the test could not finish")]
+            failed("CellTimeoutError", "your code did not return within this test's time "
+                   f"limit ({self.timeout} s), so the test could not finish", f"{module}.timeout", named=True)
             if not self._responsive():
                 raise _Stuck("your code ran past the test's time limit and the kernel stayed busy after being "
                              "interrupted (an infinite loop that ignores KeyboardInterrupt?)") from None
         except ExchangeFailed as err:
-            cell.outputs = [error_output("GradingFailure", f"the grader got no answer from your kernel ({err}). "
-                                         "Code in the notebook broke the grader's probe; this test earns no points.")]
-            gradelog.append(log_path(resources),
-                            {"kind": "probe-silent", "cell": grade_id, "detail": str(err)[:300]})
+            failed("GradingFailure", f"the grader got no answer from your kernel ({err}). Code in the notebook "
+                   "broke the grader's probe; this test earns no points.", f"{module}.probe_silent", named=True)
+            gradelog.append(log, {"kind": "probe-silent", "cell": grade_id, "detail": str(err)[:300]})
         finally:
             for note in take_notes():
-                gradelog.append(log_path(resources), {"cell": grade_id, **note})
+                gradelog.append(log, {"cell": grade_id, **note})
 
     def _responsive(self) -> bool:
         from jupyter_core.utils import run_sync
