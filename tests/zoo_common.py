@@ -29,3 +29,13 @@ def check_styles_full_marks(outcomes):
 def named_rate(outcomes):
     mutants = [o for o in outcomes if o.kind == "mutant"]
     return sum(o.named for o in mutants) / len(mutants)
+
+
+def check_bug_ids(outcomes):
+    """Each mutant's first failing cell on its exercise carries the bug id the zoo expects (from the grading
+    log, as the class report reads it); a correct style has none."""
+    mutants = [o for o in outcomes if o.kind == "mutant"]
+    assert all(o.expected_bug for o in mutants), [o.name for o in mutants if not o.expected_bug]
+    wrong = [f"{o.name}: {o.bug or '(none)'}, expected {o.expected_bug}" for o in mutants if o.bug != o.expected_bug]
+    assert not wrong, "mutants with another bug id:\n" + "\n".join(wrong)
+    assert not [o.name for o in outcomes if o.kind == "style" and o.bug]

@@ -450,7 +450,7 @@ class Runner:
         return any(r.get("kind") == "graded" for r in gradelog.read(self.log_of(job)))
 
     def log_of(self, job: Job) -> Path:
-        return self.log_root / job.assignment / f"{job.student}.jsonl"
+        return log_file(self.course, job.assignment, job.student)
 
     def take(self) -> list:
         with self.lock:
@@ -573,6 +573,11 @@ def _why_not_graded(log: Path, out: str) -> str:
 
 
 # --------------------------------------------------------------------------- the batch
+
+
+def log_file(course: Course, assignment: str, student: str) -> Path:
+    """The grading log of one (assignment, student) in ``course`` (``autograder/gradelog.py``)."""
+    return course.dir("autograded") / GRADING_DIR / "logs" / assignment / f"{student}.jsonl"
 
 
 def default_jobs() -> int:

@@ -51,7 +51,9 @@ def fill(release_nb, answers: dict[str, str]):
 class Mutation:
     """A realistic mistake: ``old`` replaced by ``new`` in one solution cell of the reference answers.
 
-    ``message`` is a regular expression the student's feedback must match to count as naming the bug.
+    ``message`` is a regular expression the student's feedback must match to count as naming the bug;
+    ``bug_id`` the stable bug id the hidden tests must give it (the first failing grading cell of ``cell``'s
+    exercise).
     """
 
     name: str
@@ -61,6 +63,7 @@ class Mutation:
     new: str
     description: str = ""
     message: str = ""
+    bug_id: str = ""
 
     def apply(self, answers: dict[str, str]) -> dict[str, str]:
         code = answers[self.cell]

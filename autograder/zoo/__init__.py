@@ -9,9 +9,9 @@ notebook's solution cells and graded exactly as a student's submission.
 import re
 from dataclasses import dataclass, field
 
-from .. import registry
+from .. import gradelog, registry
 from ..host import report
-from ..host.batch import grade
+from ..host.batch import grade, log_file
 from ..host.course import Course
 from ..host.submissions import Mutation, fill, read, reference_answers, submit
 
@@ -39,6 +39,8 @@ class Outcome:
     lost: dict[str, float] = field(default_factory=dict)  # exercise -> points lost
     message: str = ""
     named: bool = False
+    bug: str = ""  # the bug id of the first failing grading cell of the exercise (from the grading log)
+    expected_bug: str = ""
 
     @property
     def ok(self) -> bool:
@@ -73,6 +75,7 @@ def run(course: Course, assignment: str) -> list[Outcome]:
         submit(course, f"style-{name}", assignment, fill(release, {**answers, **style}))
     grade(course, assignment)
     rows = [r for r in report.scores(course, list(students)) if r.assignment == assignment]
+    in_order = list(report.exercises(read(course.notebook("source", assignment))))  # grade ids, notebook order
     outcomes = []
     for student, (kind, name, exercise, mutation) in students.items():
         mine = [r for r in rows if r.student == student]
@@ -82,7 +85,11 @@ def run(course: Course, assignment: str) -> list[Outcome]:
         failing = {r.grade_id for r in mine if r.score < r.max_score}
         own = {r.grade_id for r in mine if r.exercise == exercise and r.score < r.max_score}
         messages = _messages(course, student, assignment, own or failing)
-        outcome = Outcome(kind, name, assignment, exercise, lost, messages[0] if messages else "")
+        outcome = Outcome(kind, name, assignment, exercise, lost, messages[0] if messages else "",
+                          expected_bug=mutation.bug_id if mutation is not None else "")
+        verdicts = gradelog.verdicts(log_file(course, assignment, student))
+        lost_ids = {r.grade_id for r in mine if r.score < r.max_score and (not exercise or r.exercise == exercise)}
+        outcome.bug = next((str(verdicts[g].get("bug", "")) for g in in_order if g in lost_ids and g in verdicts), "")
         if mutation is not None and mutation.message:
             outcome.named = any(re.search(mutation.message, m) for m in messages)
         if not mine:
@@ -93,13 +100,14 @@ def run(course: Course, assignment: str) -> list[Outcome]:
 
 
 def table(outcomes: list[Outcome]) -> str:
-    lines = [f"{'':2}{'mutant / style':<36}{'must lose on':<26}{'points lost per exercise':<44}named  message"]
+    lines = [f"{'':2}{'mutant / style':<36}{'must lose on':<26}{'points lost per exercise':<44}named  "
+             f"{'bug id':<40}message"]
     for o in outcomes:
         lost = ", ".join(f"{ex} -{v:g}" for ex, v in o.lost.items() if v) or "none"
         mark = "ok" if o.ok else "!!"
         named = "" if o.kind == "style" else ("yes" if o.named else "no")
         lines.append(f"{mark:2}{o.kind[0] + ' ' + o.name:<36}{o.exercise or '(full marks)':<26}{lost:<44}"
-                     f"{named:<7}{o.message[:160]}")
+                     f"{named:<7}{o.bug:<40}{o.message[:160]}")
     mutants_ = [o for o in outcomes if o.kind == "mutant"]
     styles_ = [o for o in outcomes if o.kind == "style"]
     if mutants_:

@@ -5,8 +5,8 @@ from ..host.submissions import Mutation
 A = "03_coupled_gate"
 
 
-def bug(name, cell, old, new, description, message):
-    return Mutation(name, A, cell, old, new, description, message)
+def bug(name, cell, old, new, description, message, bug_id):
+    return Mutation(name, A, cell, old, new, description, message, bug_id)
 
 
 UPDATE = "c_next = f * c + (1 - f) * c_tilde"
@@ -15,41 +15,41 @@ DELETE = "del self.W_i, self.U_i, self.b_i"
 MUTANTS = [
     bug("coupled_to_output_gate", "coupled_lstm_cell", UPDATE, "c_next = f * c + (1 - o) * c_tilde",
         "i_t = 1 - o_t: the input gate coupled to the output gate instead of the forget gate",
-        r"coupled to the output gate"),
+        r"coupled to the output gate", "coupled_gate.coupled_to_o"),
     bug("keeps_input_gate", "coupled_lstm_cell", DELETE, "pass",
-        "W_i, U_i, b_i kept (unused)", r"no input-gate parameters"),
+        "W_i, U_i, b_i kept (unused)", r"no input-gate parameters", "coupled_gate.coupled_cell_parameters"),
     bug("weights_swapped", "coupled_lstm_cell", UPDATE, "c_next = (1 - f) * c + f * c_tilde",
-        "(1 - f) keeps the old cell and f writes the candidate", r"weights are swapped"),
+        "(1 - f) keeps the old cell and f writes the candidate", r"weights are swapped", "coupled_gate.coupled_weights_swapped"),
     bug("missing_parentheses", "coupled_lstm_cell", UPDATE, "c_next = f * c + 1 - f * c_tilde",
-        "f * c + 1 - f * c_tilde: operator precedence", r"precedence"),
+        "f * c + 1 - f * c_tilde: operator precedence", r"precedence", "coupled_gate.precedence"),
     bug("input_gate_is_f", "coupled_lstm_cell", UPDATE, "c_next = f * c + f * c_tilde",
-        "the candidate scaled by f instead of 1 - f", r"scaled by f_t"),
+        "the candidate scaled by f instead of 1 - f", r"scaled by f_t", "coupled_gate.i_equals_f"),
     bug("ungated_candidate", "coupled_lstm_cell", UPDATE, "c_next = f * c + c_tilde",
-        "the candidate written without a gate", r"without a gate"),
+        "the candidate written without a gate", r"without a gate", "coupled_gate.no_input_gate"),
     bug("asks_for_input_gate", "coupled_lstm_cell", UPDATE,
         'c_next = f * c + sigmoid(self.preactivation("i", x, h)) * c_tilde',
-        "forward still computes an input gate from the deleted W_i", r"input-gate parameter"),
+        "forward still computes an input gate from the deleted W_i", r"input-gate parameter", "coupled_gate.coupled_cell_forward"),
     bug("fixed_dtype_states", "coupled_lstm_cell", "h = x.new_zeros(*x.shape[:-1], self.hidden_size)",
         "h = torch.zeros(*x.shape[:-1], self.hidden_size)", "default h created as float32 on the CPU",
-        r"x\.new_zeros"),
+        r"x\.new_zeros", "coupled_gate.coupled_cell_forms"),
     bug("batched_only_states", "coupled_lstm_cell", "c = x.new_zeros(*x.shape[:-1], self.hidden_size)",
         "c = x.new_zeros(x.shape[0], self.hidden_size)", "default c always 2-D: breaks a 1-D x",
-        r"1-D"),
+        r"1-D", "coupled_gate.coupled_cell_forms"),
     bug("no_tanh_on_c", "coupled_lstm_cell", "h_next = o * torch.tanh(c_next)", "h_next = o * c_next",
-        "h_t = o_t * c_t: tanh missing on the cell state", r"tanh\(c_t\)"),
+        "h_t = o_t * c_t: tanh missing on the cell state", r"tanh\(c_t\)", "coupled_gate.no_tanh_on_c"),
     bug("returns_c_then_h", "coupled_lstm_cell", "return h_next, c_next", "return c_next, h_next",
-        "returns (c_next, h_next)", r"order \(h_next, c_next\)"),
+        "returns (c_next, h_next)", r"order \(h_next, c_next\)", "coupled_gate.returns_c_h"),
     bug("cell_class_not_set", "coupled_lstm", "cell_class = CoupledLSTMCell", "pass",
-        "CoupledLSTM keeps LSTM's cell_class", r"inherited from LSTM"),
+        "CoupledLSTM keeps LSTM's cell_class", r"inherited from LSTM", "coupled_gate.coupled_lstm_class"),
     bug("cell_class_LSTMCell", "coupled_lstm", "cell_class = CoupledLSTMCell", "cell_class = LSTMCell",
-        "CoupledLSTM built from standard cells", r"cell_class is LSTMCell"),
+        "CoupledLSTM built from standard cells", r"cell_class is LSTMCell", "coupled_gate.coupled_lstm_class"),
     bug("own_init_wrong_sizes", "coupled_lstm", "cell_class = CoupledLSTMCell",
         "cell_class = CoupledLSTMCell\n\n"
         "    def __init__(self, input_size, hidden_size, num_layers=2, batch_first=False):\n"
         "        super().__init__(input_size, hidden_size, num_layers, batch_first)\n"
         "        self.layers = nn.ModuleList(\n"
         "            CoupledLSTMCell(input_size, hidden_size) for _ in range(num_layers))",
-        "every layer built with input_size inputs", r"layer 0 reads the input"),
+        "every layer built with input_size inputs", r"layer 0 reads the input", "coupled_gate.coupled_lstm_class"),
 ]
 FORWARD = '''        if h is None:
             h = x.new_zeros(*x.shape[:-1], self.hidden_size)
@@ -68,7 +68,7 @@ MUTANTS.append(bug(
     "pass\n\n    def forward(self, x, h=None, c=None):\n"
     + FORWARD.split("\n        h_next")[0].replace(
         "(1 - f) * c_tilde", 'sigmoid(self.preactivation("i", x, h)) * c_tilde'),
-    "W_i, U_i, b_i kept and used: a standard LSTM cell", r"no input-gate parameters|standard LSTM"))
+    "W_i, U_i, b_i kept and used: a standard LSTM cell", r"no input-gate parameters|standard LSTM", "coupled_gate.coupled_cell_parameters"))
 
 CELL_HEAD = '''class CoupledLSTMCell(LSTMCell):
     """An LSTM cell whose input gate is 1 - f."""
