@@ -9,7 +9,7 @@ export LSTM_COURSE_DEVICE := $(DEVICE)
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup assign release solutions autograde feedback grades lab demo zoo test lint bench screenshots clean
+.PHONY: setup assign release solutions autograde feedback grades report lab demo zoo test lint bench screenshots clean
 
 setup: $(VENV)/.ready
 
@@ -38,9 +38,13 @@ autograde: setup
 feedback: setup
 	$(PY) -m autograder feedback
 
-## Per-student, per-exercise table and grades.csv
+## Per-student, per-exercise table and grades.csv; FORMAT=canvas or FORMAT=moodle: that LMS's grade-import CSV
 grades: setup
-	$(PY) -m autograder grades
+	$(PY) -m autograder grades $(if $(FORMAT),--format $(FORMAT))
+
+## What the class got wrong: class-report.html (misconceptions by bug id, scores, stuck, late, slowest)
+report: setup
+	$(PY) -m autograder report
 
 ## Students: JupyterLab on the release
 lab: setup
@@ -70,4 +74,5 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf submitted autograded feedback gradebook.db grades.csv bench-results .pytest_cache
+	rm -rf submitted autograded feedback gradebook.db grades.csv grades-canvas.csv grades-moodle.csv class-report.html \
+		bench-results .pytest_cache

@@ -56,19 +56,31 @@ def feedback(course: Course, assignments: list[str]) -> int:
     return failed
 
 
-def grades(course: Course) -> str:
+def grades(course: Course, fmt: str = "") -> str:
+    """The table; grades.csv, or with ``fmt`` the grade-import CSV of that LMS (grades-canvas.csv, ...)."""
     rows = report.scores(course)
-    report.write_csv(rows, course.root / "grades.csv")
+    if fmt:
+        report.write_lms_csv(course, fmt, course.root / f"grades-{fmt}.csv", rows)
+    else:
+        report.write_csv(rows, course.root / "grades.csv")
     return report.table(rows)
 
 
+def class_report(course: Course) -> str:
+    """Write the class report (``autograder/host/class_report.py``); returns where."""
+    from .host import class_report as page
+
+    return page.write(course).written
+
+
 def demo(course: Course) -> int:
-    from .host.demo import make_submissions
+    from .host.demo import make_class, make_submissions
 
     course.clean_scratch()
     _say("building the release from source/ ...")
     course.release()
     make_submissions(course)
+    make_class(course)
     _say(f"submitted: {', '.join(course.students())}")
     failed = autograde(course, course.assignments)
     _say("writing feedback ...")
@@ -77,6 +89,7 @@ def demo(course: Course) -> int:
     _say(grades(course))
     _say("")
     _say(f"grades.csv: {course.root / 'grades.csv'}")
+    _say(f"report:     {class_report(course)}  (what the class got wrong; open it in a browser)")
     _say(f"feedback:   {course.dir('feedback')}/<student>/<assignment>/<assignment>.html, e.g.")
     _say(f"            {course.dir('feedback') / 'planted_bug' / course.assignments[0] / course.assignments[0]}.html")
     return 1 if failed else 0
@@ -106,8 +119,10 @@ def zoo(assignments: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
     parser.add_argument("command", choices=["release", "solutions", "assign", "autograde", "feedback", "grades",
-                                            "demo", "zoo"])
+                                            "report", "demo", "zoo"])
     parser.add_argument("assignments", nargs="*", help="default: all of them")
+    parser.add_argument("--format", default="", choices=["", *report.LMS_FORMATS],
+                        help="grades: write the grade-import CSV of this LMS instead of grades.csv")
     args = parser.parse_args(argv)
     # COURSE_ROOT: work on a course directory other than this repository (the tests use throwaway copies)
     course = Course(root=Path(os.environ["COURSE_ROOT"]).resolve()) if os.environ.get("COURSE_ROOT") else Course()
@@ -129,8 +144,11 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"feedback written to {course.dir('feedback')}" + (f"; {failed} assignment(s) failed" if failed else ""))
         return 1 if failed else 0
     if args.command == "grades":
-        _say(grades(course))
-        _say(f"grades.csv: {course.root / 'grades.csv'}")
+        _say(grades(course, args.format))
+        _say(f"{'grades-' + args.format if args.format else 'grades'}.csv: "
+             f"{course.root / ('grades-' + args.format if args.format else 'grades')}.csv")
+    if args.command == "report":
+        _say(f"report: {class_report(course)}")
     if args.command == "demo":
         return demo(course)
     if args.command == "zoo":

@@ -66,7 +66,8 @@ def test_settings_are_read_in_one_place():
 
 
 def test_grades_and_the_batch_do_not_import_torch():
-    code = ("import sys; import autograder.cli, autograder.host.report, autograder.host.batch, autograder.settings; "
+    code = ("import sys; import autograder.cli, autograder.host.report, autograder.host.batch, autograder.settings, "
+            "autograder.host.class_report; "
             "print('torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert done.stdout.strip() == "False", done.stderr
