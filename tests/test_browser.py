@@ -2,7 +2,8 @@
 
 Student: `make lab`'s JupyterLab (and Notebook 7) on a copy of the release, answers typed into the solution
 cells, Run All, the visible checks' output under their cells, and nbgrader's Validate button.
-Instructor: the Formgrader on a graded demo class, a written answer graded by hand, and `make grades`.
+Instructor: the Formgrader on a graded demo class, a written answer graded by hand, `make grades`, and the
+class report (a file opened in the browser: no server, no console errors).
 
 Expected texts come from the notebooks at run time (the executed solutions' success lines, the error a
 planted bug raises when the release runs), not from this file. On a failure the message gives the page's
@@ -29,10 +30,10 @@ from nbclient import NotebookClient
 from nbgrader.api import Gradebook
 from playwright.sync_api import Page, expect
 
-from autograder.host import report
-from autograder.host.batch import grade
+from autograder.host import class_report, report
+from autograder.host.batch import autograde, grade
 from autograder.host.course import ROOT, Course, copy_course
-from autograder.host.demo import PLANTED, STUDENTS, make_submissions
+from autograder.host.demo import CLASS, CLASS_ASSIGNMENT, PLANTED, STUDENTS, make_class, make_submissions
 from autograder.host.submissions import fill, is_solution, nbgrader_meta, read, reference_answers
 
 CHROMIUM = os.environ.get("LSTM_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -484,3 +485,31 @@ def test_written_answer_graded_in_the_formgrader_reaches_make_grades(page, watch
     assert {k: v for k, v in after.items() if k != key} == {k: v for k, v in before.items() if k != key}
     rows = (demo_class.root / "grades.csv").read_text().splitlines()
     assert f"{student},{MANUAL_NB},{MANUAL_CELL},{MANUAL_CELL},{given},{float(top)}" in rows, rows
+
+
+def _with_the_class(course: Course, root: Path) -> Course:
+    """A copy of the graded course with the demo's notebook-1 class added and graded (only the class)."""
+    shutil.copytree(course.root, root, dirs_exist_ok=True)
+    bigger = Course(root=root, db_url=f"sqlite:///{root / 'gradebook.db'}")
+    make_class(bigger)
+    result = autograde(bigger, [CLASS_ASSIGNMENT], list(CLASS), say=lambda _: None)
+    assert result.returncode == 0, [o.detail for o in result.outcomes if o.status != "graded"]
+    return bigger
+
+
+def test_class_report_opens_without_console_errors(page, watch, demo_class, tmp_path):
+    # `make screenshots`: the README's picture shows the demo's whole class, graded here on top of this one
+    course = _with_the_class(demo_class, tmp_path / "class") if os.environ.get("LSTM_SCREENSHOTS") else demo_class
+    written = class_report.write(course, tmp_path / "class-report.html")
+    planted = PLANTED[CLASS_ASSIGNMENT].bug_id
+    with watch.flow():
+        page.goto(f"file://{written.written}")
+        expect(page.locator("h1")).to_have_text("What the class got wrong")
+        row = page.locator(f"tr[data-bug='{planted}']")
+        expect(row.locator("td.who")).to_contain_text("planted_bug")
+        expect(page.locator("img")).to_have_count(len(written.assignments))
+        assert page.evaluate("[...document.images].every(i => i.complete && i.naturalWidth > 100)")
+        assert page.evaluate("document.scripts.length") == 0
+        watch.shot("first-screen", publish="class-report.png")
+        errors = [line for line in watch.console if line.startswith(("[error]", "[pageerror]", "[warning]"))]
+        assert not errors, errors
