@@ -1,5 +1,6 @@
 """The demo class through real nbgrader: reference full marks, untouched release zero, planted bugs
-costing points on their own exercise only, and feedback that shows messages but no hidden test."""
+costing points on their own exercise only, feedback that shows messages but no hidden test, and the class
+report: every planted mutant's bug id with the right count and students, no correct student in it."""
 
 import contextlib
 import html
@@ -9,9 +10,9 @@ import re
 import pytest
 
 from autograder import cli
-from autograder.host import report
+from autograder.host import class_report, report
 from autograder.host.course import copy_course
-from autograder.host.demo import PLANTED
+from autograder.host.demo import CLASS, CLASS_ASSIGNMENT, LATE, PLANTED, STUDENTS, class_mutations
 from autograder.host.submissions import read
 
 
@@ -31,7 +32,7 @@ def _by(rows, student):
 def test_demo_finishes_and_prints_the_table(demo):
     course, status, printed, rows = demo
     assert status == 0, printed
-    for student in ("reference", "untouched", "planted_bug"):
+    for student in (*STUDENTS, *CLASS):
         assert student in printed
     for assignment in course.assignments:
         assert f"{assignment}:" in printed
@@ -90,3 +91,72 @@ def _manual(course, row) -> bool:
         if meta.get("grade_id") == row.grade_id:
             return bool(meta.get("solution"))
     return False
+
+
+# --------------------------------------------------------------------------- the class report
+
+
+@pytest.fixture(scope="module")
+def report_page(demo):
+    """The report the demo wrote, as the instructor reads it: {bug id: (count, [students])}, and the page."""
+    course, _, printed, _ = demo
+    where = re.search(r"^report:\s+(\S+)", printed, re.M)
+    assert where, printed
+    text = open(where.group(1)).read()
+    rows = {}
+    for bug, count, who in re.findall(r"<tr data-bug='([^']+)'[^>]*><td><code>[^<]*</code></td><td>(\d+)</td>"
+                                      r"<td class='share'>[^<]*</td><td class='who'>([^<]*)</td>", text):
+        names = [html.unescape(n) for n in who.split(", ") if n]
+        counted, students = rows.get(bug, (0, []))
+        rows[bug] = (counted + int(count), students + names)
+    return text, rows
+
+
+def _expected_bugs() -> dict[str, set[str]]:
+    """bug id -> the students planted with it on notebook 1 (the class, and planted_bug)."""
+    expected: dict[str, set[str]] = {}
+    for student in CLASS:
+        for mutation in class_mutations(student):
+            expected.setdefault(mutation.bug_id, set()).add(student)
+    expected.setdefault(PLANTED[CLASS_ASSIGNMENT].bug_id, set()).add("planted_bug")
+    return expected
+
+
+def test_the_report_lists_each_planted_mutant_with_its_count_and_students(report_page):
+    text, rows = report_page
+    expected = _expected_bugs()
+    assert len(expected) >= 5 and max(len(s) for s in expected.values()) >= 4
+    for bug, students in expected.items():
+        assert bug in rows, f"{bug} is not in the report: {sorted(rows)}"
+        count, listed = rows[bug]
+        assert count == len(students) and sorted(listed) == sorted(students), (bug, rows[bug], students)
+    for assignment, mutation in PLANTED.items():
+        if mutation.bug_id:
+            assert "planted_bug" in rows[mutation.bug_id][1], (assignment, mutation.bug_id)
+
+
+def test_a_correct_student_never_appears_in_the_report(demo, report_page):
+    course, _, _, _ = demo
+    text, rows = report_page
+    correct = ["reference"] + [s for s, answers in CLASS.items() if all(a.startswith("style:") for a in answers)]
+    data = class_report.collect(course)
+    for student in correct:
+        assert not [b for b, (_, who) in rows.items() if student in who], student
+        assert student not in {s for s, _, _ in data.stuck} | {s for s, _, _ in data.late}
+
+
+def test_the_report_names_the_stuck_the_late_and_the_missing(demo, report_page):
+    course, _, _, _ = demo
+    text, _ = report_page
+    data = class_report.collect(course)
+    stuck = {(s, a) for s, a, _ in data.stuck}
+    assert ("lena", CLASS_ASSIGNMENT) in stuck  # two mistakes, on two exercises
+    several = [a for a in course.assignments
+               if len(set(report.exercises(read(course.notebook("source", a))).values())) >= class_report.STUCK_AT]
+    assert len(several) >= 4 and {("untouched", a) for a in several} <= stuck
+    assert {(s, a) for s, a, _ in data.late} == {(s, CLASS_ASSIGNMENT) for s in LATE}
+    for assignment in course.assignments:
+        assert set(data.missing[assignment]) == (set() if assignment == CLASS_ASSIGNMENT else set(CLASS))
+    assert data.slowest and all(seconds > 0 for seconds, _, _ in data.slowest)
+    assert "<script" not in text and "data:image/png;base64," in text
+    assert "BEGIN HIDDEN TESTS" not in text and "jp-Cell" not in text and "class=\"cell" not in text
