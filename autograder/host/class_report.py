@@ -26,7 +26,7 @@ from .. import gradelog, registry
 from . import report
 from .batch import log_file
 from .course import Course
-from .submissions import read
+from .submissions import nbgrader_meta, read
 
 STUCK_AT = 2  # a student who lost points on this many exercises of an assignment is stuck there
 SLOWEST = 10  # notebooks listed under "slowest to grade"
@@ -68,25 +68,31 @@ def _module(assignment: str) -> str:
 def collect(course: Course) -> ClassReport:
     rows = report.scores(course)
     assignments = [a for a in course.assignments if any(r.assignment == a for r in rows)]
-    submitted = {a: sorted({r.student for r in rows if r.assignment == a}) for a in assignments}
+    grouped: dict[tuple[str, str], list[report.Score]] = {}
+    for r in rows:
+        grouped.setdefault((r.assignment, r.student), []).append(r)
+    submitted = {a: sorted(s for b, s in grouped if b == a) for a in assignments}
     found: dict[tuple[str, str, str], Misconception] = {}
     stuck, slowest = [], []
     for assignment in assignments:
-        order = list(report.exercises(read(course.notebook("source", assignment))))  # grade ids, notebook order
+        source = read(course.notebook("source", assignment))
+        order = list(report.exercises(source))  # grade ids, notebook order
+        by_hand = {nbgrader_meta(c)["grade_id"] for c in source.cells
+                   if nbgrader_meta(c).get("grade") and nbgrader_meta(c).get("solution")}  # no check to name a bug
         for student in submitted[assignment]:
             path = log_file(course, assignment, student)
             verdicts = gradelog.verdicts(path)
             times = [r["time"] for r in gradelog.read(path) if isinstance(r.get("time"), (int, float))]
             if len(times) > 1:
                 slowest.append((max(times) - min(times), assignment, student))
-            mine = [r for r in rows if r.assignment == assignment and r.student == student]
-            lost = {r.grade_id: r for r in mine if r.score < r.max_score}
+            mine = grouped[(assignment, student)]
+            lost = {r.grade_id: r for r in mine if r.score < r.max_score and r.grade_id not in by_hand}
             by_exercise: dict[str, list[dict]] = {}
             for grade_id in sorted(lost, key=lambda g: order.index(g) if g in order else len(order)):
-                record = verdicts.get(grade_id) or {
-                    "bug": f"{_module(assignment)}.not_judged", "named": False,
-                    "message": "no verdict in the grading log (the cell did not run, or was graded by hand)"}
-                if record.get("passed") is True:  # scored below the maximum by hand after passing
+                record = verdicts.get(grade_id) or {  # the cell did not run (a kernel that died, a time budget)
+                    "bug": f"{_module(assignment)}.{grade_id}", "named": False,
+                    "message": "no verdict in the grading log: the cell did not run to the end"}
+                if record.get("passed") is True:  # passed, then marked down in the Formgrader
                     continue
                 by_exercise.setdefault(lost[grade_id].exercise, []).append(record)
             for exercise, records in by_exercise.items():
@@ -103,19 +109,15 @@ def collect(course: Course) -> ClassReport:
                                                                                if r.exercise == ex)]
             if len(failed) >= STUCK_AT:
                 stuck.append((student, assignment, failed))
-    ranked = sorted(found.values(), key=lambda m: (assignments.index(m.assignment), _exercise_rank(rows, m),
-                                                   -len(m.students), not m.named, m.bug))
+    first_row: dict[tuple[str, str], int] = {}
+    for k, r in enumerate(rows):
+        first_row.setdefault((r.assignment, r.exercise), k)
+    ranked = sorted(found.values(), key=lambda m: (
+        assignments.index(m.assignment), first_row[(m.assignment, m.exercise)], -len(m.students), not m.named, m.bug))
     late, everyone = _late_and_students(course)
     missing = {a: [s for s in everyone if s not in submitted[a]] for a in assignments}
     slowest.sort(reverse=True)
     return ClassReport(assignments, rows, submitted, ranked, stuck, late, missing, slowest[:SLOWEST])
-
-
-def _exercise_rank(rows, m: Misconception) -> int:
-    for k, r in enumerate(rows):
-        if r.assignment == m.assignment and r.exercise == m.exercise:
-            return k
-    return len(rows)
 
 
 def _late_and_students(course: Course):
