@@ -22,6 +22,7 @@ KINDS = {
     "dropped": (False, "not given to the kernel: {detail}"),
     "boot": (False, "kernel booted (torch {torch}, {device})"),
     "graded": (False, "grades saved"),
+    "graded-on": (False, "graded on Dask worker {worker}"),
     "cell-skipped": (False, "cell {cell} skipped: {detail}"),
     "gave-up": (False, "gave up after repeated kernel failures: {detail}"),
     "staging-failed": (False, "staging failed, graded as the unanswered release: {detail}"),
