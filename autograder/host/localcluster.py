@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..settings import ENV
+
 DASK = str(Path(sys.executable).parent / "dask")
 
 
@@ -91,7 +93,8 @@ class LocalCluster:
 @contextlib.contextmanager
 def running(workers: int = 2, resources: dict | None = None, env: dict | None = None):
     """A scheduler and ``workers`` workers (``resources``: name -> ``GPU=1``-style flags); yields the cluster."""
-    with LocalCluster(env) as cluster:
+    threads = str(max(1, (os.cpu_count() or 1) // max(1, workers)))  # the kernels of all workers share this machine
+    with LocalCluster({ENV["threads"]: threads, **(env or {})}) as cluster:
         cluster.start_scheduler()
         for i in range(workers):
             name = f"w{i + 1}"

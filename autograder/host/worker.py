@@ -183,7 +183,8 @@ def grade_task(task: dict) -> list:
         said: list = []
         runner = Runner(private, jobs, 1, mode, task["cell_timeout"], task["notebook_budget"], grading,
                         said.append, extra_env=task["env"], per_notebook=task["per_notebook"])
-        runner.threads = max(1, (os.cpu_count() or 1) // _nthreads())  # the worker's cores, shared by its threads
+        # LSTM_KERNEL_THREADS where the worker's machine is shared, else its cores shared by its threads
+        runner.threads = load_settings().threads or max(1, (os.cpu_count() or 1) // _nthreads())
         runner.chunk = len(jobs)
         runner.worker(slot)  # two tasks at once on one worker: their own staging folders and kernel uids
         address = _address()
