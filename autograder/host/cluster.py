@@ -150,12 +150,29 @@ class Coordinator:
         return {"student": job.student, "files": files, "notes": job.notes, "problem": job.problem}
 
     def submit(self, assignment: str, items: list, fallback: bool = False):
-        task = {"assignment": assignment, "submissions": items, "env": self.env,
+        task = {"assignment": assignment, "submissions": items, "env": self.env, **self.dates(assignment, items),
                 "cell_timeout": self.settings.cell_timeout, "notebook_budget": self.settings.notebook_budget,
                 "per_notebook": self.per_notebook}
         key = f"lstm-{'fallback' if fallback else 'grade'}-{assignment}-{uuid.uuid4().hex[:12]}"
         return self.client.submit(grade_task, task, key=key, pure=False, workers=self.workers,
                                   allow_other_workers=False, resources=self.resources)
+
+    def dates(self, assignment: str, items: list) -> dict:
+        """The assignment's due date and these students' extensions, from the class gradebook."""
+        from nbgrader.api import Gradebook, MissingEntry
+
+        out = {"duedate": None, "extensions": {}}
+        with Gradebook(batch.worker_db_url(self.course.db)) as gb:
+            due = gb.find_assignment(assignment).duedate
+            out["duedate"] = due.isoformat() if due else None
+            for item in items:
+                try:
+                    extension = gb.find_submission(assignment, item["student"]).extension
+                except MissingEntry:
+                    continue
+                if extension:
+                    out["extensions"][item["student"]] = extension.total_seconds()
+        return out
 
     def run(self, todo: list, chunk: int) -> None:
         pending = {}  # future -> (assignment, jobs, is it a fallback)

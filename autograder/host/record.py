@@ -44,6 +44,8 @@ def write_scores(course: Course, assignment: str, student: str, scores: dict | N
             grade = gb.find_grade(g["cell"], g["notebook"], assignment, student)
             grade.auto_score = g["auto_score"]
             grade.needs_manual_grade = g["needs_manual_grade"]
+        for name, penalty in scores.get("late_penalties", {}).items():
+            gb.find_submission_notebook(name, assignment, student).late_submission_penalty = penalty
         for c in scores["comments"]:
             comment = gb.find_comment(c["cell"], c["notebook"], assignment, student)
             comment.auto_comment = c["auto_comment"]

@@ -120,12 +120,29 @@ def scores(course: Course, assignment: str, student: str) -> dict | None:
             return None
         return {
             "timestamp": submission.timestamp.isoformat() if submission.timestamp else None,
+            "late_penalties": {nb.name: nb.late_submission_penalty for nb in submission.notebooks},
             "grades": [{"notebook": nb.name, "cell": g.name, "auto_score": g.auto_score,
                         "needs_manual_grade": bool(g.needs_manual_grade)}
                        for nb in submission.notebooks for g in nb.grades],
             "comments": [{"notebook": nb.name, "cell": c.name, "auto_comment": c.auto_comment}
                          for nb in submission.notebooks for c in nb.comments],
         }
+
+
+def set_dates(course: Course, assignment: str, duedate: str | None, extensions: dict) -> None:
+    """The class gradebook's due date and the students' extensions, in a private one: late penalties are
+    computed on the worker as they would be by a local batch."""
+    from datetime import datetime, timedelta
+
+    from nbgrader.api import Gradebook
+
+    if not duedate and not extensions:
+        return
+    with Gradebook(course.db) as gb:
+        if duedate:
+            gb.update_or_create_assignment(assignment, duedate=datetime.fromisoformat(duedate))
+        for student, seconds in extensions.items():
+            gb.update_or_create_submission(assignment, student, extension=timedelta(seconds=seconds))
 
 
 def _take_slot() -> int:
@@ -179,6 +196,7 @@ def grade_task(task: dict) -> list:
             jobs.append(Job(assignment, item["student"], notes=list(item["notes"]), problem=item["problem"],
                             prestaged=str(folder)))
         prepare_gradebook(private, jobs)
+        set_dates(private, assignment, task.get("duedate"), task.get("extensions", {}))
         mode, why = sandbox.resolve_mode()
         said: list = []
         runner = Runner(private, jobs, 1, mode, task["cell_timeout"], task["notebook_budget"], grading,
