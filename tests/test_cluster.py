@@ -119,6 +119,11 @@ def test_the_clustered_run_gives_the_serial_scores_and_messages_cell_by_cell(ser
     assert "is not valid JSON" in clustered.notebook("autograded", A, "broken").read_text()
     log = (clustered.dir("autograded") / ".grading" / "logs" / A / "reference.jsonl").read_text()
     assert '"kind": "graded"' in log and '"kind": "boot"' in log and '"kind": "graded-on"' in log
+    # the coordinator's gradebook and autograded/ are nbgrader's own: feedback is written from them as usual
+    feedback = make(clustered, "feedback")
+    assert feedback.returncode == 0, feedback.stdout + feedback.stderr
+    page = (clustered.dir("feedback") / "planted_bug" / A / f"{A}.html").read_text()
+    assert "(Score: 7.0 / 13.0)" in page
 
 
 def test_a_worker_with_another_release_is_refused_before_grading(dask_cluster, serial_and_clustered):
@@ -217,3 +222,35 @@ def test_a_worker_killed_mid_batch_leaves_every_student_a_row(dask_cluster, tmp_
         else:
             assert totals[s] == 13.0, out
     assert _workers_of(course).keys() == set(students)
+
+
+def test_a_result_names_files_only_inside_its_folder(tmp_path):
+    from autograder.host.worker import write_folder
+
+    for name in ("../escape.txt", "/etc/passwd", "a/../../b", ""):
+        with pytest.raises(ValueError):
+            write_folder(tmp_path / "out", {name: b"x"})
+    write_folder(tmp_path / "out", {"data/ok.txt": b"x"})
+    assert (tmp_path / "out" / "data" / "ok.txt").read_bytes() == b"x"
+    assert not (tmp_path / "escape.txt").exists()
+
+
+def test_what_a_task_needs_of_a_worker():
+    assert cluster.parse_resources("GPU=1, MEM=2e9") == {"GPU": 1.0, "MEM": 2e9}
+    assert cluster.task_resources(Settings(device="cuda")) == {"GPU": 1.0}
+    assert cluster.task_resources(Settings(device="cpu")) == {}
+    assert cluster.task_resources(Settings(device="cpu", cluster_resources="GPU=2")) == {"GPU": 2.0}
+    expected = {"torch": "2.13.0", "release of x": "abc", "CUDA": "1 device(s)"}
+    assert cluster.differences(expected, {"torch": "2.13.0", "release of x": "abc", "CUDA": "2 device(s)"}) == []
+    diff = cluster.differences(expected, {"torch": "2.12.0", "release of x": "", "CUDA": "no CUDA device"})
+    assert diff == ["torch: 2.12.0 (the coordinator has 2.13.0)", "release of x: missing (the coordinator has abc)",
+                    "CUDA: no CUDA device"]
+
+
+def test_cluster_comes_from_CLUSTER_else_the_standard_dask_variable():
+    from autograder.settings import from_environment
+
+    assert from_environment({"DASK_SCHEDULER_ADDRESS": "tcp://a:8786"}).cluster == "tcp://a:8786"
+    assert from_environment({"CLUSTER": "tcp://b:8786", "DASK_SCHEDULER_ADDRESS": "tcp://a:8786"}).cluster == \
+        "tcp://b:8786"
+    assert from_environment({}).cluster == ""

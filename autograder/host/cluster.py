@@ -127,11 +127,12 @@ class Coordinator:
         self.seen_on: dict = defaultdict(list)  # task key -> workers seen running it, in order
         self.started: dict = {}  # task key -> when a worker was first seen running it
 
-    def limit(self, n: int) -> float:
-        """Seconds a task of ``n`` submissions may run: its nbgrader processes' limits, their retries, the
-        fallback and the worker's first generation of the assignment."""
-        fallback = max(self.per_notebook, 300)
-        return self.settings.task_timeout or self.per_notebook * (n + batch.MAX_TRIES) + fallback + 300
+    def limit(self, n: int, fallback: bool = False) -> float:
+        """Seconds a task of ``n`` submissions may run: CLUSTER_TASK_TIMEOUT, else its nbgrader processes'
+        limits, their retries, the worker's own fallback and its first generation of the assignment. A task
+        grading the unanswered release (after a first task was lost) always gets the second."""
+        default = self.per_notebook * (n + batch.MAX_TRIES) + max(self.per_notebook, 300) + 300
+        return default if fallback else (self.settings.task_timeout or default)
 
     def item(self, job: Job, force_release: str = "") -> dict:
         """A submission staged here, as the data a task carries."""
@@ -202,16 +203,17 @@ class Coordinator:
         now = time.monotonic()
         for address, keys in running.items():
             for key in keys if isinstance(keys, list) else []:
-                self.started.setdefault(key, now)
-                if not self.seen_on[key] or self.seen_on[key][-1] != address:
+                if not self.seen_on[key] or self.seen_on[key][-1] != address:  # first seen, or retried elsewhere
                     self.seen_on[key].append(address)
+                    self.started[key] = now
         for future, (assignment, jobs, fallback) in list(pending.items()):
             since = self.started.get(future.key)
-            if since is not None and now - since > self.limit(len(jobs)):
+            limit = self.limit(len(jobs), fallback)
+            if since is not None and now - since > limit:
                 pending.pop(future)
                 future.cancel()
                 where = self.seen_on[future.key][-1] if self.seen_on[future.key] else "a worker"
-                self.lost(assignment, jobs, fallback, f"it ran past {self.limit(len(jobs)):.0f} s on {where} and "
+                self.lost(assignment, jobs, fallback, f"it ran past {limit:.0f} s on {where} and "
                           "was cancelled", pending)
 
     def finish(self, future, assignment: str, jobs: list, fallback: bool, pending: dict) -> None:
