@@ -226,7 +226,10 @@ class Coordinator:
                 key = (result["assignment"], result["student"])
                 if fallback:
                     result["status"] = "lost"
-                outcome = record.write(self.course, result, self.log_root, self.before.get(key, []), note)
+                try:
+                    outcome = record.write(self.course, result, self.log_root, self.before.get(key, []), note)
+                except Exception as err:  # one result that cannot be written costs no one else a row
+                    outcome = self.zeros(*key, f"its result could not be recorded: {type(err).__name__}: {err}")
                 self.report(outcome)
             return
         error = future.exception()
@@ -243,13 +246,20 @@ class Coordinator:
         if fallback:
             for job in jobs:
                 self.say(f"  {assignment} / {job.student}: grading the unanswered release failed too ({why}): zeros")
-                batch.zero_grades(self.course, assignment, job.student)
-                self.report(Outcome(assignment, job.student, "failed", 0.0, [why], [], why))
+                self.report(self.zeros(assignment, job.student, why))
             return
         for job in jobs:
             self.say(f"  {assignment} / {job.student}: {why}; grading it as the unanswered release")
         items = [self.item(Job(assignment, job.student), force_release=f"grading it failed ({why})") for job in jobs]
         pending[self.submit(assignment, items, fallback=True)] = (assignment, jobs, True)
+
+    def zeros(self, assignment: str, student: str, why: str) -> Outcome:
+        """Last resort: zeros in the gradebook and a failed outcome."""
+        try:
+            batch.zero_grades(self.course, assignment, student)
+        except Exception as err:
+            why += f"\nzeros could not be recorded either: {type(err).__name__}: {err}"
+        return Outcome(assignment, student, "failed", 0.0, [why.splitlines()[0]], [], why)
 
     def report(self, outcome: Outcome) -> None:
         self.outcomes.append(outcome)

@@ -51,14 +51,13 @@ def tree_hash(path: Path, pattern: str = "*") -> str:
 
 def fingerprint(assignments: list, device: str = "cpu") -> dict:
     """What must agree between the coordinator and every worker for a score to mean the same everywhere."""
-    import nbgrader
-    import torch
+    from importlib.metadata import version  # torch itself is imported only to look for CUDA
 
     course = worker_course()
     found = {
         "python": platform.python_version(),
-        "torch": torch.__version__,
-        "nbgrader": nbgrader.__version__,
+        "torch": version("torch"),
+        "nbgrader": version("nbgrader"),
         "grader code (autograder/*.py)": tree_hash(PACKAGE, "*.py"),
         "sandbox": sandbox.resolve_mode()[0],
     }
@@ -66,6 +65,8 @@ def fingerprint(assignments: list, device: str = "cpu") -> dict:
         found[f"release of {assignment}"] = tree_hash(course.dir("notebooks") / assignment)
         found[f"source of {assignment}"] = tree_hash(course.dir("source") / assignment)
     if device.startswith("cuda"):
+        import torch
+
         found["CUDA"] = f"{torch.cuda.device_count()} device(s)" if torch.cuda.is_available() else "no CUDA device"
     return found
 
