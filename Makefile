@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEVICE ?= cpu
+CLUSTER ?=
 JOBS ?= $(shell nproc)
 export LSTM_COURSE_DEVICE := $(DEVICE)
 export PATH := $(abspath $(VENV))/bin:$(PATH)
@@ -30,9 +31,10 @@ release: setup
 solutions: setup
 	$(PY) -m autograder solutions
 
-## Grade everything under submitted/<student>/<assignment>/, JOBS at a time, sandboxed (DEVICE=cuda: on the GPU)
+## Grade everything under submitted/<student>/<assignment>/, JOBS at a time, sandboxed (DEVICE=cuda: on the GPU);
+## CLUSTER=tcp://host:8786 (or a scheduler file, or DASK_SCHEDULER_ADDRESS): on that Dask cluster's workers
 autograde: setup
-	GRADING_JOBS=$(JOBS) $(PY) -m autograder autograde
+	GRADING_JOBS=$(JOBS) CLUSTER="$(CLUSTER)" $(PY) -m autograder autograde
 
 ## HTML feedback in feedback/; SHOW_HIDDEN_TESTS=1 reveals hidden test source (after the deadline)
 feedback: setup

@@ -1,7 +1,6 @@
 """``python -m autograder COMMAND``: the steps behind the Makefile's targets."""
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -28,12 +27,18 @@ def check_device() -> None:
 
 def autograde(course: Course, assignments: list[str]) -> int:
     """Grade every submission through autograder/batch.py: parallel nbgrader processes, each notebook in
-    its own sandboxed kernel, GRADING_JOBS at a time (the Makefile passes JOBS; default one per core)."""
-    check_device()
-    from .host.batch import autograde as grade_batch
+    its own sandboxed kernel, GRADING_JOBS at a time (the Makefile passes JOBS; default one per core); with
+    CLUSTER set, on the Dask workers of autograder/host/cluster.py (they check their own GPUs)."""
+    settings = load_settings()
+    if settings.cluster:
+        from .host.cluster import autograde as grade_batch
 
-    jobs = load_settings().jobs
-    result = grade_batch(course, assignments, jobs=jobs, say=_say)
+        result = grade_batch(course, assignments, address=settings.cluster, say=_say)
+    else:
+        check_device()
+        from .host.batch import autograde as grade_batch
+
+        result = grade_batch(course, assignments, jobs=settings.jobs, say=_say)
     for outcome in result.outcomes:
         if outcome.status == "failed":
             _say(f"could not grade {outcome.assignment} for {outcome.student} (zeros recorded):\n"
@@ -125,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="grades: write the grade-import CSV of this LMS instead of grades.csv")
     args = parser.parse_args(argv)
     # COURSE_ROOT: work on a course directory other than this repository (the tests use throwaway copies)
-    course = Course(root=Path(os.environ["COURSE_ROOT"]).resolve()) if os.environ.get("COURSE_ROOT") else Course()
+    root = load_settings().course_root
+    course = Course(root=Path(root).resolve()) if root else Course()
     unknown = [a for a in args.assignments if a not in course.assignments]
     if unknown:
         parser.error(f"no assignment {', '.join(unknown)} in {course.dir('source')} "

@@ -25,6 +25,7 @@ KINDS = {
     "graded": (False, "grades saved"),
     "grading": (False, "the executor started grading the notebook"),
     "verdict": (False, "{cell}: {bug}"),
+    "graded-on": (False, "graded on Dask worker {worker}"),
     "cell-skipped": (False, "cell {cell} skipped: {detail}"),
     "gave-up": (False, "gave up after repeated kernel failures: {detail}"),
     "staging-failed": (False, "staging failed, graded as the unanswered release: {detail}"),

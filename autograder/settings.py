@@ -32,6 +32,10 @@ class Settings:
     tmp_mb: int = 512  # LSTM_KERNEL_TMP_MB: the kernel's private /tmp
     grading_kernel: str = "lstm-course"  # GRADING_KERNEL: the kernelspec nbgrader grades in (the batch sets it)
     ipc_prefix: str = ""  # LSTM_IPC_PREFIX: the kernels' socket path prefix (the batch sets it)
+    course_root: str = ""  # COURSE_ROOT: the course directory (default: this repository)
+    cluster: str = ""  # CLUSTER (else DASK_SCHEDULER_ADDRESS): a Dask scheduler's address or scheduler file
+    cluster_resources: str = ""  # CLUSTER_RESOURCES: what a task needs of a worker, e.g. GPU=1 (DEVICE=cuda: GPU=1)
+    task_timeout: int | None = None  # CLUSTER_TASK_TIMEOUT: seconds a task may run on a worker before it is cancelled
 
 
 ENV = {  # field -> environment variable
@@ -41,8 +45,10 @@ ENV = {  # field -> environment variable
     "grading_log": "LSTM_GRADING_LOG", "sandbox": "LSTM_SANDBOX", "memory_mb": "LSTM_KERNEL_MEMORY_MB",
     "cpu_seconds": "LSTM_KERNEL_CPU_SECONDS", "procs": "LSTM_KERNEL_PROCS", "threads": "LSTM_KERNEL_THREADS",
     "uid": "LSTM_SANDBOX_UID", "tmp_mb": "LSTM_KERNEL_TMP_MB", "grading_kernel": "GRADING_KERNEL",
-    "ipc_prefix": "LSTM_IPC_PREFIX",
+    "ipc_prefix": "LSTM_IPC_PREFIX", "course_root": "COURSE_ROOT", "cluster": "CLUSTER",
+    "cluster_resources": "CLUSTER_RESOURCES", "task_timeout": "CLUSTER_TASK_TIMEOUT",
 }
+FALLBACK_ENV = {"cluster": "DASK_SCHEDULER_ADDRESS"}  # field -> a standard variable read when its own is unset
 
 
 def from_environment(env=None) -> Settings:
@@ -50,7 +56,7 @@ def from_environment(env=None) -> Settings:
     defaults = Settings()
     values = {}
     for field, name in ENV.items():
-        raw = env.get(name, "")
+        raw = env.get(name, "") or env.get(FALLBACK_ENV.get(field, ""), "")
         if raw == "":
             continue
         default = getattr(defaults, field)

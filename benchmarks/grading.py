@@ -1,11 +1,14 @@
-"""Grading throughput: seconds per notebook against the floor, and the speed-up of 2 jobs over 1.
+"""Grading throughput: seconds per notebook against the floor, the speed-up of 2 jobs over 1, and a Dask cluster.
 
     .venv/bin/python benchmarks/grading.py --out bench-results [--submissions 20]
 
 The floor is what no grader can beat: a fresh kernel that imports torch (the course's plain kernel, and
 the sandboxed one the grader uses, which also loads the probe and its audit hook). Grading is
 the whole of `python -m autograder autograde` on notebook 1 (pre-flight, nbgrader, the sandboxed kernel,
-the gradebook), on a throwaway course with N submissions, with 1 and then 2 jobs at a time.
+the gradebook), on a throwaway course with N submissions, with 1 and then 2 jobs at a time, and then on a
+local Dask cluster of 2 one-thread workers (`make autograde CLUSTER=...`; the workers' one-time generation of
+the assignment included); submissions per minute for each, and what a Dask task costs on its own (a task that
+does nothing, submitted and awaited through the scheduler).
 Results are printed and written to OUT/grading.json and OUT/grading.txt.
 """
 
@@ -84,13 +87,35 @@ def make_course(n: int):
     return course
 
 
-def grade(n: int, jobs: int) -> tuple[float, dict]:
-    from autograder.host import report
+def _nothing():
+    return None
+
+
+def task_overhead(address: str, repeat: int = 30) -> float:
+    """Median seconds of a task that does nothing, submitted and awaited one at a time."""
+    from distributed import Client
+
+    with Client(address, timeout=30) as client:
+        client.submit(_nothing, pure=False).result()
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            client.submit(_nothing, pure=False).result()
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def grade(n: int, jobs: int, address: str = "") -> tuple[float, dict]:
+    from autograder.host import cluster, report
 
     course = make_course(n)
     try:
         start = time.perf_counter()
-        result = batch.grade(course, A, jobs=jobs)
+        if address:
+            outcome = cluster.autograde(course, [A], address=address, say=lambda line: None)
+            result = subprocess.CompletedProcess([], outcome.returncode, "", "")
+        else:
+            result = batch.grade(course, A, jobs=jobs)
         seconds = time.perf_counter() - start
         if result.returncode != 0:
             raise SystemExit(f"grading failed:\n{result.stdout}\n{result.stderr}")
@@ -126,7 +151,13 @@ def main() -> int:
     print(f"1 job : {n} notebooks in {one:.1f} s = {one / n:.2f} s per notebook", flush=True)
     two, scores_two = grade(n, 2)
     print(f"2 jobs: {n} notebooks in {two:.1f} s = {two / n:.2f} s per notebook", flush=True)
-    same = scores_one == scores_two
+    from autograder.host import localcluster
+
+    with localcluster.running(2) as local:
+        dask_seconds, scores_dask = grade(n, 0, local.address)
+        noop = task_overhead(local.address)
+    print(f"Dask, 2 workers: {n} notebooks in {dask_seconds:.1f} s = {dask_seconds / n:.2f} s per notebook", flush=True)
+    same = scores_one == scores_two == scores_dask
     results = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                     "sandbox": mode},
@@ -137,15 +168,26 @@ def main() -> int:
                    "per_notebook_over_floor": round(one / n / plain, 2)},
         "jobs_2": {"seconds": round(two, 2), "seconds_per_notebook": round(two / n, 3),
                    "per_notebook_over_floor": round(two / n / plain, 2)},
+        "dask_2_workers": {"seconds": round(dask_seconds, 2), "seconds_per_notebook": round(dask_seconds / n, 3)},
+        "submissions_per_minute": {"jobs_1": round(60 * n / one, 2), "jobs_2": round(60 * n / two, 2),
+                                   "dask_2_workers": round(60 * n / dask_seconds, 2)},
+        "dask_noop_task_seconds": round(noop, 4),
+        "dask_over_jobs_2_seconds_per_notebook": round((dask_seconds - two) / n, 3),
         "speedup_2_over_1": round(one / two, 2),
-        "same_scores_1_and_2_jobs": same,
+        "same_scores_1_and_2_jobs_and_dask": same,
     }
     text = "\n".join([
         f"grading benchmark ({n} submissions of {A}, {os.cpu_count()} CPUs, sandbox: {mode})",
         f"  floor (fresh kernel + import torch):  {plain:6.2f} s plain, {boxed:6.2f} s sandboxed",
         f"  1 job : {one / n:6.2f} s per notebook  ({one / n / plain:.1f}x the floor)",
         f"  2 jobs: {two / n:6.2f} s per notebook  ({two / n / plain:.1f}x the floor)",
-        f"  speed-up of 2 jobs over 1: {one / two:.2f}x; same scores: {same}",
+        f"  speed-up of 2 jobs over 1: {one / two:.2f}x; same scores (1 job, 2 jobs, Dask): {same}",
+        "  submissions per minute:",
+        f"    local JOBS=1           {60 * n / one:6.1f}",
+        f"    local JOBS=2           {60 * n / two:6.1f}",
+        f"    Dask, 2 local workers  {60 * n / dask_seconds:6.1f}",
+        f"  Dask's own cost: {1000 * noop:.1f} ms a task that does nothing; {(dask_seconds - two) / n:+.2f} s per "
+        "notebook against JOBS=2 (pre-flight, private course, template, data both ways)",
     ])
     print(text)
     (out / "grading.json").write_text(json.dumps(results, indent=2) + "\n")

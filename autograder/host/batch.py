@@ -70,13 +70,14 @@ class Job:
     notes: list = field(default_factory=list)
     problem: str = ""  # set when the submission could not be used at all
     tries: int = 0  # nbgrader processes that stopped before reaching this notebook
+    prestaged: str = ""  # a folder already staged elsewhere (the coordinator of a clustered batch): graded as is
 
 
 @dataclass
 class Outcome:
     assignment: str
     student: str
-    status: str  # graded | fallback | failed
+    status: str  # graded | fallback | failed | lost (a cluster lost it: graded as the release, counts as failed)
     seconds: float
     notes: list
     events: list
@@ -92,7 +93,7 @@ class BatchResult:
 
     @property
     def failed(self) -> int:
-        return sum(1 for o in self.outcomes if o.status == "failed") + len(self.missing)
+        return sum(1 for o in self.outcomes if o.status in ("failed", "lost")) + len(self.missing)
 
     @property
     def returncode(self) -> int:
@@ -392,7 +393,7 @@ class Runner:
     """``jobs`` workers; each grades a few submissions of one assignment per nbgrader process."""
 
     def __init__(self, course: Course, todo: list, jobs: int, mode: str, cell_timeout: int, budget: int,
-                 grading: Path, say):
+                 grading: Path, say, extra_env: dict | None = None, per_notebook: int | None = None):
         self.course, self.jobs, self.mode = course, jobs, mode
         self.cell_timeout, self.budget = cell_timeout, budget
         self.grading, self.log_root = grading, grading / "logs"
@@ -402,7 +403,8 @@ class Runner:
         # nbgrader start-up costs seconds: share it among a few notebooks, but keep the workers balanced
         self.chunk = max(1, min(4, len(todo) // (2 * jobs)))
         # wall-clock limit of an nbgrader process, per notebook (the budget covers the notebook and its restarts)
-        self.per_notebook = load_settings().grading_timeout or budget + 140
+        self.per_notebook = per_notebook or load_settings().grading_timeout or budget + 140
+        self.extra_env = dict(extra_env or {})  # settings a clustered batch's coordinator hands its workers
         self.pending = list(todo)
         # run as root, each worker's kernels get their own uid; batches running side by side, their own range
         self.uid_base = UID_BASE + (os.getpid() % 2000) * 16
@@ -413,7 +415,8 @@ class Runner:
         jupyter_path = os.pathsep.join(p for p in [str(self.spec_root), os.environ.get("JUPYTER_PATH", "")] if p)
         path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
         env = {
-            **os.environ, "PATH": path, "JUPYTER_PATH": jupyter_path, ENV["grading_kernel"]: sandbox.KERNEL_NAME,
+            **os.environ, **self.extra_env, "PATH": path, "JUPYTER_PATH": jupyter_path,
+            ENV["grading_kernel"]: sandbox.KERNEL_NAME,
             ENV["ipc_prefix"]: os.path.join(ipc_dir, "k"), ENV["grading_log"]: str(self.log_root),
             sandbox.MODE_ENV: self.mode, sandbox.THREADS_ENV: str(self.threads),
             ENV["cell_timeout"]: str(self.cell_timeout), ENV["notebook_budget"]: str(self.budget),
@@ -494,7 +497,10 @@ class Runner:
             for job in chunk:
                 self.log_of(job).parent.mkdir(parents=True, exist_ok=True)
                 self.log_of(job).write_text("")
-                stage_safely(self.course, job, staged, self.log_of(job))
+                if job.prestaged:
+                    shutil.copytree(job.prestaged, staged / job.student / job.assignment)
+                else:
+                    stage_safely(self.course, job, staged, self.log_of(job))
             env = self.env(slot, ipc_dir)
             rc, out = self.nbgrader(assignment, staged, env, self.per_notebook * len(chunk))
             if rc != 0:  # a notebook nbgrader could not finish must not keep a sanitized, unexecuted copy
