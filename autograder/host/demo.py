@@ -39,11 +39,12 @@ PLANTED = {
         "generator_not_passed", "05_training_lab", "adding_problem",
         "first = torch.randint(0, half, (batch,), generator=generator)", "first = torch.randint(0, half, (batch,))",
         "the first marker's position ignores the generator: the same seed gives different batches",
+        bug_id="training_lab.adding_generator",  # no specific diagnosis: the check's own id
     ),
     "06_speed_ladder": Mutation(
         "gate_order_fi_swapped", "06_speed_ladder", "fused_cell",
         "i, f, g, o = gates.chunk(4, dim=-1)", "f, i, g, o = gates.chunk(4, dim=-1)",
-        "reads PyTorch's row blocks as f, i, g, o instead of i, f, g, o",
+        "reads PyTorch's row blocks as f, i, g, o instead of i, f, g, o", bug_id="speed_ladder.rows_figo",
     ),
 }
 
