@@ -176,6 +176,20 @@ def test_device_cuda_needs_cuda_on_every_worker(dask_cluster):
     assert any(ln.startswith(f"worker {dask_cluster.names['w2']} refused: CUDA: no CUDA device") for ln in refused)
 
 
+def test_a_task_past_its_wall_clock_limit_is_cancelled_and_graded_as_the_release(dask_cluster, tmp_path_factory):
+    """CLUSTER_TASK_TIMEOUT=1: every first task runs longer (nbgrader alone starts slower), so it is cancelled
+    and the submission graded as the unanswered release (under the default limit), with a note."""
+    course = copy_course(tmp_path_factory.mktemp("overdue"))
+    _submit(course, ["reference"])
+    done = _autograde(course, dask_cluster.address, {"CLUSTER_TASK_TIMEOUT": "1"})
+    assert done.returncode != 0, done.stdout  # the exit code tells
+    assert f"{A} / reference: it ran past 1 s on tcp://127.0.0.1:" in done.stdout, done.stdout
+    assert f"{A} / reference: lost" in done.stdout, done.stdout
+    assert _totals(course) == {"reference": 0.0}
+    text = course.notebook("autograded", A, "reference").read_text()
+    assert "Your submission could not be graded: grading it failed (it ran past 1 s on" in text
+
+
 def test_a_worker_killed_mid_batch_leaves_every_student_a_row(dask_cluster, tmp_path_factory):
     """Last: it kills w2. Its task is not retried (allowed-failures 0): graded as the unanswered release, with
     a note; the batch ends with a row for everyone and an exit code saying some were lost."""
@@ -187,24 +201,34 @@ def test_a_worker_killed_mid_batch_leaves_every_student_a_row(dask_cluster, tmp_
     for s in students:
         submit(course, s, A, reference_submission(course, A))
     w2 = dask_cluster.names["w2"]
+
+    def executing(client, workers):
+        found = client.run(lambda dask_worker: [str(t.key) for t in dask_worker.state.executing], workers=workers,
+                           on_error="return")
+        return [k for keys in found.values() if isinstance(keys, list) for k in keys]
+
+    with Client(dask_cluster.address, timeout=30) as client:  # a cancelled task of an earlier test may still run
+        deadline = time.monotonic() + 300
+        while executing(client, list(dask_cluster.names.values())) and time.monotonic() < deadline:
+            time.sleep(1)
     env = {**os.environ, **LIMITS, "COURSE_ROOT": str(course.root), "CLUSTER": dask_cluster.address}
+    output = tmp_path_factory.mktemp("killed-out") / "make.txt"
     proc = subprocess.Popen(["make", "--no-print-directory", "-f", str(ROOT / "Makefile"), "-C", str(course.root),
                              "-o", f"{VENV}/.ready", "autograde", f"VENV={VENV}", "JOBS=2", "DEVICE=cpu"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            env=env, stdout=output.open("w"), stderr=subprocess.STDOUT, text=True)
     killed = False
     try:
         with Client(dask_cluster.address, timeout=30) as client:
             deadline = time.monotonic() + 300
             while time.monotonic() < deadline and proc.poll() is None:
-                running = client.run(lambda dask_worker: [str(t.key) for t in dask_worker.state.executing],
-                                     workers=[w2], on_error="return").get(w2, [])
-                if any(str(k).startswith("lstm-grade-") for k in running or []):
+                if any(k.startswith("lstm-grade-") for k in executing(client, [w2])):
                     time.sleep(3)  # mid-task: its kernel is running
                     dask_cluster.kill("w2")
                     killed = True
                     break
                 time.sleep(0.3)
-        out, _ = proc.communicate(timeout=900)
+        proc.wait(timeout=900)
+        out = output.read_text()
     finally:
         if proc.poll() is None:
             proc.kill()
