@@ -290,7 +290,8 @@ def call(fn, *args, what: str, backward=None, backward_what: str | None = None, 
 
     ``backward``: weights, one per tensor of the result (depth first, None to skip): the kernel then runs
     backward on the sum of (tensor * weight).sum() and the call returns (result, gradients of the tensor
-    arguments that require grad). ``forbid``: {rule: message} of ``autograder.kernel.blockers.FORBIDDEN``.
+    arguments, depth first through tuples and lists; None where one does not require grad or got none).
+    ``forbid``: {rule: message} of ``autograder.kernel.blockers.FORBIDDEN``.
     ``good_sigmoid``: a cell whose module-level ``sigmoid`` is torch's while it runs. ``report``: a dict that
     gets ``mutated``, the positions of the tensor arguments the call changed (values, shape or requires_grad).
     """

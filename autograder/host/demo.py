@@ -46,6 +46,11 @@ PLANTED = {
         "i, f, g, o = gates.chunk(4, dim=-1)", "f, i, g, o = gates.chunk(4, dim=-1)",
         "reads PyTorch's row blocks as f, i, g, o instead of i, f, g, o", bug_id="speed_ladder.rows_figo",
     ),
+    "07_real_data": Mutation(
+        "confusion_transposed", "07_real_data", "evaluation",
+        "labels.long() * num_classes + predicted.long()", "predicted.long() * num_classes + labels.long()",
+        "the confusion matrix has the predicted classes as rows instead of the true ones",
+    ),
 }
 
 STUDENTS = ("reference", "untouched", "planted_bug")

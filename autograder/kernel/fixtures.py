@@ -126,6 +126,56 @@ class TinyRegressor(nn.Module):
         return h @ self.head if self.last_only else total
 
 
+# notebook 7
+
+
+class TinyClassifier(nn.Module):
+    """The grader's own sequence classifier for ``predict``: (T, B, I) -> logits (B, C) from the last step and
+    the mean over time."""
+
+    def __init__(self, input_size=3, num_classes=4):
+        super().__init__()
+        self.w_last = nn.Parameter(torch.randn(input_size, num_classes, dtype=torch.float64))
+        self.w_mean = nn.Parameter(torch.randn(input_size, num_classes, dtype=torch.float64))
+
+    def forward(self, x):
+        return x[-1] @ self.w_last + x.mean(0) @ self.w_mean
+
+
+class TinyCharModel(nn.Module):
+    """The grader's own character model for ``train_tbptt`` and ``sample``: (T, B) indices and a state
+    (h, c) of shape (1, B, H) each -> logits (T, B, V) and the new state. A tanh recurrence that reads both
+    parts of the state, so that dropping or resetting either one changes the numbers."""
+
+    def __init__(self, chars, hidden=5):
+        super().__init__()
+        self.chars = list(chars)
+        vocab = len(self.chars)
+        self.embed = nn.Parameter(torch.randn(vocab, hidden, dtype=torch.float64))
+        self.w_h = nn.Parameter(torch.randn(hidden, hidden, dtype=torch.float64) * 0.5)
+        self.w_c = nn.Parameter(torch.randn(hidden, hidden, dtype=torch.float64) * 0.5)
+        self.out = nn.Parameter(torch.randn(hidden, vocab, dtype=torch.float64))
+        self.bias = nn.Parameter(torch.randn(vocab, dtype=torch.float64) * 0.3)
+
+    def forward(self, x, state=None):
+        if state is None:
+            h = self.embed.new_zeros(x.shape[1], self.w_h.shape[0])
+            c = torch.zeros_like(h)
+        else:
+            h, c = state[0][0], state[1][0]
+        outputs = []
+        for x_t in x.unbind(0):
+            h = torch.tanh(self.embed[x_t] + h @ self.w_h + c @ self.w_c)
+            c = 0.7 * c + 0.3 * h
+            outputs.append(h @ self.out + self.bias)
+        return torch.stack(outputs), (h.unsqueeze(0), c.unsqueeze(0))
+
+
+def sgd(model, lr):
+    """Plain SGD on a model's parameters (the optimizer ``train_tbptt`` is handed)."""
+    return torch.optim.SGD(model.parameters(), lr=lr)
+
+
 MAKERS = {
     "nn.LSTMCell": nn.LSTMCell,
     "nn.LSTM": nn.LSTM,
@@ -136,4 +186,7 @@ MAKERS = {
     "CoupledCell": coupled_cell_class,  # notebook 3
     "peephole_stand_in": peephole_stand_in,  # notebook 4
     "TinyRegressor": TinyRegressor,  # notebook 5
+    "TinyClassifier": TinyClassifier,  # notebook 7
+    "TinyCharModel": TinyCharModel,
+    "sgd": sgd,
 }

@@ -70,6 +70,21 @@ def active_modes() -> list[str]:
     return found
 
 
+def tensors_in(value) -> list:
+    """The tensors of a value, depth first through tuples and lists (a call's arguments, its result)."""
+    flat = []
+
+    def walk(v):
+        if isinstance(v, torch.Tensor):
+            flat.append(v)
+        elif isinstance(v, (tuple, list)):
+            for item in v:
+                walk(item)
+
+    walk(value)
+    return flat
+
+
 class Probe:
     def __init__(self, namespace: dict):
         self.namespace = namespace
@@ -174,25 +189,14 @@ class Probe:
             return reply
         reply["value"] = self.out(result)
         if req.get("backward") is not None:
-            reply["grads"] = self.out([a.grad if a.requires_grad else None for a in args
-                                       if isinstance(a, torch.Tensor)])
+            reply["grads"] = self.out([a.grad if a.requires_grad else None for a in tensors_in(args)])
         return reply
 
     @staticmethod
     def backward(result, weights):
         """loss = sum of (tensor * weight).sum() over the result's tensors, depth first; then backward."""
-        flat = []
-
-        def walk(v):
-            if isinstance(v, torch.Tensor):
-                flat.append(v)
-            elif isinstance(v, (tuple, list)):
-                for item in v:
-                    walk(item)
-
-        walk(result)
         loss = 0
-        for t, w in zip(flat, weights, strict=False):
+        for t, w in zip(tensors_in(result), weights, strict=False):
             if w is not None:
                 loss = loss + (t * w.to(t.device)).sum()
         if isinstance(loss, torch.Tensor):
