@@ -85,23 +85,27 @@ def sequences_values():
         if close(x, want, atol=1e-6, rtol=1e-6):
             if not torch.equal(y.cpu().long(), labels):
                 raise GradingFailure(f"to_sequences changed the labels (got {y.tolist()[:6]}..., expected "
-                                     f"{labels.tolist()[:6]}...): return them as they are, as torch.long.")
+                                     f"{labels.tolist()[:6]}...): return them as they are, as torch.long.",
+                                     bug="labels_changed")
             continue
-        hint = "x[t, n] should be images[n, t] / 16: rows as time steps, pixels scaled to [0, 1]."
+        hint, bug = "x[t, n] should be images[n, t] / 16: rows as time steps, pixels scaled to [0, 1].", None
         if close(x, images.reshape(8, n, 8) / 16, atol=1e-6, rtol=1e-6):
+            bug = "reshape_not_transpose"
             hint = ("It is the images reshaped to (8, N, 8): reshape keeps the memory order and mixes rows of "
                     "different images. Swap the axes with transpose(0, 1).")
         elif close(x, images.permute(2, 0, 1) / 16, atol=1e-6, rtol=1e-6):
             hint = "It reads the images column by column: x[t, n] should be row t, images[n, t, :]."
+            bug = "columns_as_time"
         elif close(x, images.transpose(0, 1), atol=1e-6, rtol=1e-6):
-            hint = "The pixels are not scaled: divide by 16, so that x lies in [0, 1]."
+            hint, bug = "The pixels are not scaled: divide by 16, so that x lies in [0, 1].", "pixels_not_scaled"
         elif close(x, images.transpose(0, 1) / 255, atol=1e-6, rtol=1e-6):
-            hint = "It divides by 255: these pixels go from 0 to 16, divide by 16."
+            hint, bug = "It divides by 255: these pixels go from 0 to 16, divide by 16.", "divides_by_255"
         elif close(x, images.transpose(0, 1) / images.amax(dim=(1, 2)).clamp(min=1)[None, :, None],
                    atol=1e-6, rtol=1e-6):
-            hint = "It divides each image by its own maximum: divide every pixel by 16, the scale's maximum."
+            hint, bug = ("It divides each image by its own maximum: divide every pixel by 16, the scale's maximum.",
+                         "per_image_maximum")
         raise GradingFailure(f"x from to_sequences differs from images[n, t] / 16 by up to "
-                             f"{max_abs_diff(x, want):.3g}. {hint}")
+                             f"{max_abs_diff(x, want):.3g}. {hint}", bug=bug)
 
 
 # --------------------------------------------------------------------------- SequenceClassifier
@@ -155,7 +159,8 @@ def classifier_structure():
     rnn = model.attr("rnn")
     if not isinstance(rnn, Remote) or not rnn.isinstance(stand_in):
         raise GradingFailure(f"{what}: self.rnn is {describe(rnn)}, not built with the rnn_class it was given. "
-                             "Write self.rnn = rnn_class(input_size, hidden_size, num_layers=num_layers).")
+                             "Write self.rnn = rnn_class(input_size, hidden_size, num_layers=num_layers).",
+                             bug="rnn_class_ignored")
     for attr, want in (("input_size", 5), ("hidden_size", 4), ("num_layers", 3)):
         got = rnn.attr(attr)
         if got != want:
@@ -207,23 +212,29 @@ def classifier_forward():
         expect_shape(got, want.shape, f"the logits of {what}", "One row of num_classes logits per sequence: (B, C).")
         if close(got, want):
             continue
-        hint = "The logits are head(h_n[-1]): the last layer's hidden state after the last step."
-        alternatives = [(F.softmax(want, -1), "It returns softmax(logits): return the logits themselves, "
-                         "F.cross_entropy applies the (log-)softmax."),
-                        (F.log_softmax(want, -1), "It returns log_softmax(logits): return the logits themselves.")]
-        for reading, text in (("h_n[0]", "It reads h_n[0], the FIRST layer's state: use h_n[-1], the last layer's."),
-                              ("c_n[-1]", "It reads the cell state c_n[-1]: the head reads the hidden state h_n[-1]."),
-                              ("output[0]", "It reads output[0], the state after the first step: use the last step."),
-                              ("output.mean(0)", "It averages the outputs over time: use the last step's h only.")):
+        hint, bug = "The logits are head(h_n[-1]): the last layer's hidden state after the last step.", None
+        alternatives = [(F.softmax(want, -1), "returns_softmax", "It returns softmax(logits): return the logits "
+                         "themselves, F.cross_entropy applies the (log-)softmax."),
+                        (F.log_softmax(want, -1), "returns_log_softmax",
+                         "It returns log_softmax(logits): return the logits themselves.")]
+        for reading, name, text in (
+                ("h_n[0]", "head_on_first_layer",
+                 "It reads h_n[0], the FIRST layer's state: use h_n[-1], the last layer's."),
+                ("c_n[-1]", "head_reads_c",
+                 "It reads the cell state c_n[-1]: the head reads the hidden state h_n[-1]."),
+                ("output[0]", "head_reads_first_step",
+                 "It reads output[0], the state after the first step: use the last step."),
+                ("output.mean(0)", "head_averages_time",
+                 "It averages the outputs over time: use the last step's h only.")):
             if layers > 1 or reading != "h_n[0]":
-                alternatives.append((_reference_logits(weights, x, layers, reading), text))
-        for alternative, text in alternatives:
+                alternatives.append((_reference_logits(weights, x, layers, reading), name, text))
+        for alternative, name, text in alternatives:
             if seq_len > 1 and close(got, alternative) or (seq_len == 1 and text.startswith("It returns")
                                                            and close(got, alternative)):
-                hint = text
+                hint, bug = text, name
                 break
         raise GradingFailure(f"the logits of {what} differ from the reference by up to "
-                             f"{max_abs_diff(got, want):.3g}. {hint}")
+                             f"{max_abs_diff(got, want):.3g}. {hint}", bug=bug)
 
 
 @hidden_test
@@ -245,7 +256,7 @@ def classifier_gradients():
     for name, param in model.params().items():
         if param.grad is None:
             raise GradingFailure(f"{name} got no gradient: does forward use it through .detach(), .data or "
-                                 "torch.no_grad()?")
+                                 "torch.no_grad()?", bug="parameter_gets_no_gradient")
         expect_close(param.grad, leaves[name].grad, f"the gradient of {name}")
 
 
@@ -296,14 +307,14 @@ def accuracy_value():
             raise GradingFailure(f"{what} should return a float, got {describe(got)}.")
         if abs(got - want) <= 1e-9:
             continue
-        hint = ""
+        hint, bug = "", None
         if abs(got - 100 * want) <= 1e-7:
-            hint = " It is a percentage: return the fraction, between 0 and 1."
+            hint, bug = " It is a percentage: return the fraction, between 0 and 1.", "accuracy_percent"
         elif got == right:
-            hint = " It is the number of correct predictions: divide by the number of examples."
+            hint, bug = " It is the number of correct predictions: divide by the number of examples.", "accuracy_count"
         elif abs(got - (1 - want)) <= 1e-9:
-            hint = " It is the error rate: count the EQUAL entries."
-        raise GradingFailure(f"{what}: expected {want:.4f} ({right} of {n} right), got {got!r}.{hint}")
+            hint, bug = " It is the error rate: count the EQUAL entries.", "accuracy_is_error_rate"
+        raise GradingFailure(f"{what}: expected {want:.4f} ({right} of {n} right), got {got!r}.{hint}", bug=bug)
 
 
 @hidden_test
@@ -325,7 +336,8 @@ def confusion_counts():
         if torch.equal(got.cpu().long(), want):
             continue
         if torch.equal(got.cpu().long(), want.T):
-            raise GradingFailure(f"{what} is transposed: rows are the TRUE classes (labels), columns the predicted.")
+            raise GradingFailure(f"{what} is transposed: rows are the TRUE classes (labels), columns the predicted.",
+                                 bug="confusion_transposed")
         raise GradingFailure(f"{what}: {int((got.cpu().long() != want).sum())} entries differ from the counts; "
                              f"the total is {int(got.sum())}, expected {n} (one count per example).")
 
@@ -355,15 +367,18 @@ def vocabulary_sorted():
             raise GradingFailure(f"{what} should return a list of one-character strings, got {describe(got)}.")
         if got == want:
             continue
-        hint = ""
+        hint, bug = "", None
         if sorted(got) == want:
             hint = " It has the right characters in another order: sort them, so that a text always gives the same."
+            bug = "vocabulary_unsorted"
         elif len(got) > len(set(got)):
             hint = " Some characters appear more than once: each distinct character once (set(text))."
+            bug = "vocabulary_repeats"
         elif set(got) < set(want):
             missing = sorted(set(want) - set(got))[:3]
             hint = f" It misses {missing}: every character of the text, spaces and newlines too."
-        raise GradingFailure(f"{what} should be {want[:10]}..., got {got[:10]}....{hint}")
+            bug = "vocabulary_incomplete"
+        raise GradingFailure(f"{what} should be {want[:10]}..., got {got[:10]}....{hint}", bug=bug)
 
 
 @hidden_test
@@ -411,12 +426,13 @@ def batchify_streams():
                      "one column a stream.")
         if torch.equal(got.cpu(), want):
             continue
-        hint = ""
+        hint, bug = "", None
         if torch.equal(got.cpu(), data[: length * b].reshape(length, b)):
+            bug = "batchify_interleaved"
             hint = (" Its columns are interleaved (data.view(-1, B)): consecutive characters land in different "
                     "columns. Column b should be data[b*L:(b+1)*L].")
         raise GradingFailure(f"{what}: column 0 is {got[:, 0].tolist()[:6]}..., expected {want[:, 0].tolist()[:6]}...."
-                             f"{hint}")
+                             f"{hint}", bug=bug)
 
 
 @hidden_test
@@ -436,12 +452,15 @@ def chunk_targets():
                          if name == "x" or n != T else "")
         if torch.equal(x.cpu(), want_x) and torch.equal(y.cpu(), want_y):
             continue
-        hint = ""
+        hint, bug = "", None
         if torch.equal(y.cpu(), want_x):
             hint = " y equals x: the target of each character is the NEXT one, one row down."
+            bug = "targets_not_shifted"
         elif i >= 1 and torch.equal(y.cpu(), streams[i - 1:i - 1 + n]):
             hint = " y is one row UP: the target is the character that follows, streams[i + 1 : i + 1 + n]."
-        raise GradingFailure(f"{what}: x or y differs from streams[i : i + n] and streams[i + 1 : i + 1 + n].{hint}")
+            bug = "targets_shifted_up"
+        raise GradingFailure(f"{what}: x or y differs from streams[i : i + n] and streams[i + 1 : i + 1 + n].{hint}",
+                             bug=bug)
 
 
 # --------------------------------------------------------------------------- train_tbptt
@@ -505,7 +524,7 @@ def _run_tbptt(model, chunks, lr, state, what):
         if "second time" in text or "inplace operation" in text:
             raise GradingFailure(f"{what}: a backward reached into an earlier chunk's graph ({text[len(what):][:140]}"
                                  "...). Detach the state before each chunk: state = tuple(s.detach() for s in "
-                                 "state).") from None
+                                 "state).", bug="state_not_detached") from None
         raise
     losses, final = _pair(out, what, "(losses, state)")
     if not isinstance(losses, list) or len(losses) != len(chunks):
@@ -542,21 +561,24 @@ def tbptt_updates():
             continue
         hint = ("Each chunk: detach the state, logits, state = model(x, state), the mean cross-entropy, "
                 "optimizer.zero_grad(), loss.backward(), optimizer.step().")
+        bug = None
         if abs(losses[0] - want[0]) > 1e-7 * max(1, abs(want[0])):
             total, *_ = _simulate(mine, chunks[:1], lr, state, reduction="sum")
             if abs(losses[0] - total[0]) <= 1e-7 * max(1, total[0]):
                 hint = "The loss is the SUM of the cross-entropies: take their mean (F.cross_entropy's default)."
+                bug = "loss_summed"
             elif with_state:
                 fresh, *_ = _simulate(mine, chunks[:1], lr, None)
                 if abs(losses[0] - fresh[0]) <= 1e-7 * max(1, fresh[0]):
-                    hint = "The first chunk ignores the state it was given: start from `state`."
+                    hint, bug = "The first chunk ignores the state it was given: start from `state`.", "state_ignored"
         else:
             reset, *_ = _simulate(mine, chunks, lr, state, carry=False)
             if all(abs(g - w) <= 1e-7 * max(1, abs(w)) for g, w in zip(losses, reset, strict=True)):
                 hint = ("Every chunk starts from a zero state: carry the state from one chunk to the next "
                         "(detached), so that each stream reads as one long text.")
+                bug = "state_not_carried"
         raise GradingFailure(f"{what}: the losses {[round(v, 4) for v in losses]} or the updated weights differ "
-                             f"from the grader's TBPTT (losses {[round(v, 4) for v in want]}). {hint}")
+                             f"from the grader's TBPTT (losses {[round(v, 4) for v in want]}). {hint}", bug=bug)
 
 
 @hidden_test
@@ -577,26 +599,28 @@ def tbptt_boundary():
             raise GradingFailure(f"{what}: after the call, the model's {name} has no gradient: call loss.backward() "
                                  "for every chunk.")
         if not close(param.grad, last_grads[name], atol=1e-9, rtol=1e-6):
-            hint = ""
+            hint, bug = "", None
             _, _, reset_grads, _, _ = _simulate(mine, chunks, 0.0, state, carry=False)
             summed = sum(_simulate(mine, chunks[:k + 1], 0.0, state)[2][name] for k in range(len(chunks)))
             size = chunks[-1][1].numel()
             if close(param.grad, last_grads[name] * size, atol=1e-9, rtol=1e-6):
-                hint = " It is the gradient of the SUM of the cross-entropies: take their mean."
+                hint, bug = " It is the gradient of the SUM of the cross-entropies: take their mean.", "loss_summed"
             elif close(param.grad, summed, atol=1e-9, rtol=1e-6):
                 hint = " It is the sum over all chunks: call optimizer.zero_grad() before every backward."
+                bug = "gradients_accumulate"
             elif close(param.grad, reset_grads[name], atol=1e-9, rtol=1e-6):
                 hint = " It is the last chunk's gradient from a zero state: carry the state over (detached)."
+                bug = "state_not_carried"
             raise GradingFailure(f"{what}: after the call, the gradient of {name} is not the last chunk's loss's "
                                  "alone, from the carried (detached) state: some gradient crossed a chunk boundary "
-                                 f"or accumulated.{hint}")
+                                 f"or accumulated.{hint}", bug=bug)
     for name, got, want in zip(("h", "c"), grads[:2], first or (None, None), strict=True):
         if got is None:
             continue  # the state was detached before the first chunk too: also no gradient across a boundary
         if want is None or not close(got, want, atol=1e-9, rtol=1e-6):
             raise GradingFailure(f"{what}: the gradient that reached the given {name} is not the first chunk's "
                                  "loss's alone: later chunks' losses reached back across a boundary. Detach the "
-                                 "state before each chunk.")
+                                 "state before each chunk.", bug="state_not_detached")
     if not (isinstance(final, tuple) and len(final) == 2):
         raise GradingFailure(f"{what} should return the last state (h, c) as its second element, got "
                              f"{describe(final)}.")
@@ -691,15 +715,19 @@ def sample_temperature():
         if z < 5.5:
             continue
         hint = "Draw with torch.multinomial(F.softmax(logits / temperature, dim=-1), 1, generator=generator)."
-        for other, text in ((1.0, "It samples at temperature 1 whatever τ is: divide the logits by the temperature."),
-                            (1 / temperature, "It multiplies the logits by τ: divide them by τ."),
-                            (temperature ** 2, "It looks like τ² (softmax(logits / τ) applied twice?): divide once.")):
+        bug = None
+        for other, name, text in (
+                (1.0, "temperature_ignored",
+                 "It samples at temperature 1 whatever τ is: divide the logits by the temperature."),
+                (1 / temperature, "temperature_multiplies", "It multiplies the logits by τ: divide them by τ."),
+                (temperature ** 2, "temperature_squared",
+                 "It looks like τ² (softmax(logits / τ) applied twice?): divide once.")):
             if other != temperature and _z_scores(mine, "a(", got, other) < 5.5:
-                hint = text
+                hint, bug = text, name
                 break
         raise GradingFailure(f"over {n} characters drawn at temperature {temperature}, the counts are {z:.1f} "
                              f"standard deviations from what softmax(logits / {temperature}) of the grader's model "
-                             f"predicts. {hint}")
+                             f"predicts. {hint}", bug=bug)
 
 
 @hidden_test
@@ -710,8 +738,8 @@ def sample_generator():
     two = _sample(model, "ab", 60, 1.0, 11)
     if one != two:
         raise GradingFailure("two generators with the same seed gave different texts: pass generator=generator to "
-                             "torch.multinomial (and draw nothing else at random).")
+                             "torch.multinomial (and draw nothing else at random).", bug="generator_ignored")
     three = _sample(model, "ab", 60, 1.0, 12)
     if three == one:
         raise GradingFailure("generators with different seeds gave the same text at temperature 1: draw with the "
-                             "generator you are given.")
+                             "generator you are given.", bug="generator_ignored")

@@ -5,8 +5,9 @@ from ..host.submissions import Mutation
 A = "07_real_data"
 
 
-def bug(name, cell, old, new, description, message):
-    return Mutation(name, A, cell, old, new, description, message)
+def bug(name, cell, old, new, description, message, bug_id=""):
+    """``bug_id`` defaults to the mutant's own name: the hidden tests name these mistakes so."""
+    return Mutation(name, A, cell, old, new, description, message, f"real_data.{bug_id or name}")
 
 
 DETACH = "        if state is not None:\n            state = tuple(s.detach() for s in state)\n"
@@ -19,7 +20,8 @@ MUTANTS = [
     bug("rnn_class_ignored", "sequence_classifier", "self.rnn = rnn_class(", "self.rnn = LSTM(",
         "the stack is always the course's LSTM, whatever rnn_class says", r"rnn_class"),
     bug("head_reads_detached_h", "sequence_classifier", "self.head(h_n[-1])", "self.head(h_n[-1].detach())",
-        "the head reads h_n[-1].detach(): the stack never learns", r"no gradient"),
+        "the head reads h_n[-1].detach(): the stack never learns", r"no gradient",
+        "parameter_gets_no_gradient"),
     bug("confusion_transposed", "evaluation", "labels.long() * num_classes + predicted.long()",
         "predicted.long() * num_classes + labels.long()", "rows are the predicted classes", r"transposed"),
     bug("accuracy_percent", "evaluation", "return (predicted == labels).double().mean().item()",
