@@ -50,6 +50,7 @@ PLANTED = {
         "confusion_transposed", "07_real_data", "evaluation",
         "labels.long() * num_classes + predicted.long()", "predicted.long() * num_classes + labels.long()",
         "the confusion matrix has the predicted classes as rows instead of the true ones",
+        bug_id="real_data.confusion_transposed",
     ),
 }
 
