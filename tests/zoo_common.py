@@ -1,4 +1,7 @@
-"""Shared by the per-notebook zoo tests (one file each, so pytest-xdist grades them in parallel)."""
+"""Shared by the per-notebook zoo tests (one file each, so pytest-xdist grades them in parallel): each file
+subclasses ``ZooTests`` with its assignment."""
+
+import pytest
 
 from autograder import zoo
 from autograder.host.course import copy_course
@@ -39,3 +42,26 @@ def check_bug_ids(outcomes):
     wrong = [f"{o.name}: {o.bug or '(none)'}, expected {o.expected_bug}" for o in mutants if o.bug != o.expected_bug]
     assert not wrong, "mutants with another bug id:\n" + "\n".join(wrong)
     assert not [o.name for o in outcomes if o.kind == "style" and o.bug]
+
+
+class ZooTests:
+    """A notebook's bug zoo and correct styles, graded once through real nbgrader."""
+
+    A = ""
+
+    @pytest.fixture(scope="class")
+    def outcomes(self, tmp_path_factory):
+        return graded_zoo(tmp_path_factory, self.A)
+
+    def test_every_mutant_loses_points_on_its_exercise(self, outcomes):
+        check_mutants_caught(outcomes)
+
+    def test_every_correct_style_gets_full_marks(self, outcomes):
+        check_styles_full_marks(outcomes)
+
+    def test_messages_name_the_bug(self, outcomes):
+        print(zoo.table(outcomes))
+        assert named_rate(outcomes) >= NAMED_TARGET
+
+    def test_every_mutant_has_its_bug_id(self, outcomes):
+        check_bug_ids(outcomes)
