@@ -626,12 +626,19 @@ def autograde(course: Course, assignments: list, students: list | None = None, j
         t.start()
     for t in threads:
         t.join()
-    outcomes = sorted(runner.outcomes, key=lambda o: (o.assignment, o.student))
+    return conclude(course, todo, runner.outcomes, mode, start, say)
+
+
+def conclude(course: Course, todo: list, outcomes: list, mode: str, start: float, say=print) -> BatchResult:
+    """The batch's result, local or clustered: outcomes in order, the submissions left without one named, the
+    grading log's report written, the students whose code tried something listed."""
+    outcomes = sorted(outcomes, key=lambda o: (o.assignment, o.student))
     done = {(o.assignment, o.student) for o in outcomes}
     missing = sorted({(j.assignment, j.student) for j in todo} - done)
     result = BatchResult(outcomes, mode, time.monotonic() - start, missing)
     if missing:
         say(f"NO OUTCOME for {len(missing)} submission(s): " + ", ".join(f"{a} / {s}" for a, s in missing))
+    grading = course.dir("autograded") / GRADING_DIR
     write_report(grading / "grading-log.txt", result)
     hostile = [o for o in outcomes if any(e.get("kind") in HOSTILE_KINDS for e in o.events)]
     if hostile:

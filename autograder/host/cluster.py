@@ -298,16 +298,4 @@ def autograde(course: Course, assignments: list, students: list | None = None, a
         coordinator.run(todo, chunk)
     finally:
         client.close()
-    outcomes = sorted(coordinator.outcomes, key=lambda o: (o.assignment, o.student))
-    done = {(o.assignment, o.student) for o in outcomes}
-    missing = sorted({(j.assignment, j.student) for j in todo} - done)
-    result = BatchResult(outcomes, mode, time.monotonic() - start, missing)
-    if missing:
-        say(f"NO OUTCOME for {len(missing)} submission(s): " + ", ".join(f"{a} / {s}" for a, s in missing))
-    grading = course.dir("autograded") / batch.GRADING_DIR
-    batch.write_report(grading / "grading-log.txt", result)
-    hostile = [o for o in outcomes if any(e.get("kind") in batch.HOSTILE_KINDS for e in o.events)]
-    if hostile:
-        say(f"attempts on the grader or the sandbox by: {', '.join(sorted({o.student for o in hostile}))} "
-            f"(details: {grading / 'grading-log.txt'})")
-    return result
+    return batch.conclude(course, todo, coordinator.outcomes, mode, start, say)
