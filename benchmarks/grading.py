@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/grading.py --out bench-results [--submissions 20]
 
+First, each notebook's own cost: one reference submission of every assignment graded alone, one job (what
+grading a class of it costs a core per student; heavy cells run their short schedule under nbgrader).
 The floor is what no grader can beat: a fresh kernel that imports torch (the course's plain kernel, and
 the sandboxed one the grader uses, which also loads the probe and its audit hook). Grading is
 the whole of `python -m autograder autograde` on notebook 1 (pre-flight, nbgrader, the sandboxed kernel,
@@ -87,6 +89,27 @@ def make_course(n: int):
     return course
 
 
+def per_notebook() -> dict[str, float]:
+    """Seconds to grade one reference submission of each assignment, alone, one job."""
+    from autograder.registry import NOTEBOOKS
+
+    course = copy_course(Path(tempfile.mkdtemp(prefix="lstm-bench-each-")))
+    try:
+        seconds = {}
+        for assignment in NOTEBOOKS:
+            course.nbgrader("generate_assignment", assignment, "--force")
+            submit(course, "reference", assignment, reference_submission(course, assignment))
+            start = time.perf_counter()
+            result = batch.grade(course, assignment, jobs=1)
+            seconds[assignment] = time.perf_counter() - start
+            if result.returncode != 0:
+                raise SystemExit(f"grading {assignment} failed:\n{result.stdout}\n{result.stderr}")
+            print(f"{assignment}: one submission graded in {seconds[assignment]:.1f} s", flush=True)
+        return seconds
+    finally:
+        shutil.rmtree(course.root, ignore_errors=True)
+
+
 def _nothing():
     return None
 
@@ -146,6 +169,7 @@ def main() -> int:
     boxed = floor(sandbox.KERNEL_NAME, True, args.repeat)
     print(f"floor: fresh kernel + import torch: {plain:.2f} s (plain kernel), {boxed:.2f} s (sandboxed, "
           "the probe loaded, its watch hook on)", flush=True)
+    each = per_notebook()
     n = args.submissions
     one, scores_one = grade(n, 1)
     print(f"1 job : {n} notebooks in {one:.1f} s = {one / n:.2f} s per notebook", flush=True)
@@ -161,6 +185,7 @@ def main() -> int:
     results = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                     "sandbox": mode},
+        "seconds_per_submission_by_notebook": {a: round(t, 2) for a, t in each.items()},
         "submissions": n,
         "floor_seconds": {"plain_kernel_import_torch": round(plain, 3), "sandboxed_kernel_import_torch":
                           round(boxed, 3)},
@@ -177,6 +202,8 @@ def main() -> int:
         "same_scores_1_and_2_jobs_and_dask": same,
     }
     text = "\n".join([
+        "seconds to grade one submission, each notebook alone (1 job):",
+        *(f"  {a:<18} {t:6.1f} s" for a, t in each.items()),
         f"grading benchmark ({n} submissions of {A}, {os.cpu_count()} CPUs, sandbox: {mode})",
         f"  floor (fresh kernel + import torch):  {plain:6.2f} s plain, {boxed:6.2f} s sandboxed",
         f"  1 job : {one / n:6.2f} s per notebook  ({one / n / plain:.1f}x the floor)",
