@@ -61,6 +61,8 @@ MAX_TRIES = 2  # a notebook whose nbgrader process stopped before reaching it is
 NBGRADER_MAIN = ("import sys; sys.modules['rfc3987_syntax'] = None; sys.argv[0] = 'nbgrader'; "
                  "from nbgrader.apps.nbgraderapp import main; sys.exit(main())")
 HOSTILE_KINDS = gradelog.ATTEMPTS
+# the log records an outcome carries: attempts, and what happened to the grading itself
+EVENT_KINDS = HOSTILE_KINDS | {"cell-skipped", "exit", "grading-failed", "gave-up", "staging-failed"}
 
 
 @dataclass
@@ -561,8 +563,7 @@ class Runner:
         records = gradelog.read(self.log_of(job))
         times = [r["time"] for r in records if "time" in r]
         seconds = (max(times) - min(times)) if len(times) > 1 else 0.0
-        events = [r for r in records if r.get("kind") in HOSTILE_KINDS | {
-            "cell-skipped", "exit", "grading-failed", "gave-up", "staging-failed"}]
+        events = [r for r in records if r.get("kind") in EVENT_KINDS]
         notes = job.notes + ([job.problem] if job.problem else [])
         return Outcome(job.assignment, job.student, status, seconds, notes, events, detail)
 

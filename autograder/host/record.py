@@ -12,11 +12,9 @@ from datetime import datetime
 from pathlib import Path
 
 from .. import gradelog
-from .batch import HOSTILE_KINDS, Outcome, worker_db_url, zero_grades
+from .batch import EVENT_KINDS, Outcome, worker_db_url, zero_grades
 from .course import Course
 from .worker import write_folder
-
-EVENT_KINDS = HOSTILE_KINDS | {"cell-skipped", "exit", "grading-failed", "gave-up", "staging-failed"}
 
 
 def write_log(log: Path, records: list) -> None:
