@@ -703,6 +703,23 @@ def _z_scores(mine, prefix, text, temperature):
     return ((observed - p).sum(0) / spread).abs().max().item()
 
 
+def _temperature_z(mine, prefix, text, temperature):
+    """The score test for the inverse temperature β = 1/τ: Σ (logit of the drawn character − its mean under
+    softmax(logits / τ)) over its standard deviation, about N(0, 1) for a correct sampler. It uses every step's
+    logits, so it tells τ from 2τ where the counts alone often cannot."""
+    logits = _logits_along(mine, prefix + text)[len(prefix) - 1:-1].to(F64)
+    index = {ch: k for k, ch in enumerate(mine.chars)}
+    drawn = logits.gather(1, torch.tensor([[index[ch]] for ch in text]))[:, 0]
+    p = F.softmax(logits / temperature, dim=-1)
+    mean = (p * logits).sum(-1)
+    var = (p * logits ** 2).sum(-1) - mean ** 2
+    return ((drawn - mean).sum() / var.sum().clamp(min=1e-12).sqrt()).abs().item()
+
+
+def _misfit(mine, prefix, text, temperature):
+    return max(_z_scores(mine, prefix, text, temperature), _temperature_z(mine, prefix, text, temperature))
+
+
 @hidden_test
 def sample_temperature():
     """Each character is drawn from softmax(logits / τ) of the grader's model, for several τ."""
@@ -711,21 +728,26 @@ def sample_temperature():
         mine, model = _sample_model(scale=1.5)
         seed = int(torch.randint(0, 2**31, ()))
         got = _sample(model, "a(", n, temperature, seed)
-        z = _z_scores(mine, "a(", got, temperature)
+        z = _misfit(mine, "a(", got, temperature)
         if z < 5.5:
             continue
         hint = "Draw with torch.multinomial(F.softmax(logits / temperature, dim=-1), 1, generator=generator)."
         bug = None
+        # The mistake named is the one whose temperature fits the text best, not the first that fits at all:
+        # at τ = 0.5, τ = 1 and τ = 2 can both be within reach of a thousand characters.
+        fits = []
         for other, name, text in (
                 (1.0, "temperature_ignored",
                  "It samples at temperature 1 whatever τ is: divide the logits by the temperature."),
                 (1 / temperature, "temperature_multiplies", "It multiplies the logits by τ: divide them by τ."),
                 (temperature ** 2, "temperature_squared",
                  "It looks like τ² (softmax(logits / τ) applied twice?): divide once.")):
-            if other != temperature and _z_scores(mine, "a(", got, other) < 5.5:
-                hint, bug = text, name
-                break
-        raise GradingFailure(f"over {n} characters drawn at temperature {temperature}, the counts are {z:.1f} "
+            if other != temperature:
+                fits.append((_misfit(mine, "a(", got, other), name, text))
+        best = min(fits)
+        if best[0] < 5.5:
+            _, bug, hint = best
+        raise GradingFailure(f"over {n} characters drawn at temperature {temperature}, the characters drawn are {z:.1f} "
                              f"standard deviations from what softmax(logits / {temperature}) of the grader's model "
                              f"predicts. {hint}", bug=bug)
 
