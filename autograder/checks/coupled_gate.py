@@ -127,10 +127,10 @@ def _call_cell(cell, *args, what, **options):
         return call(cell, *args, what=what, **options)
     except GradingFailure as failure:
         if _asks_for_input_gate(str(failure)):
-            raise GradingFailure(
+            raise failure.reworded(
                 f"{failure} forward still asks for an input-gate parameter "
-                "(e.g. preactivation(\"i\", x, h)): a coupled cell has none and computes i_t = 1 - f_t."
-            ) from None
+                "(e.g. preactivation(\"i\", x, h)): a coupled cell has none and computes i_t = 1 - f_t.",
+                bug="asks_for_input_gate") from None
         raise
 
 

@@ -47,6 +47,14 @@ class GradingFailure(AssertionError):
         if bug:
             self.bug, self.named = bug, named
 
+    def reworded(self, message: str, bug: str | None = None) -> "GradingFailure":
+        """The same verdict, said better (a hint added): it keeps this failure's bug id unless given a more
+        specific one, and what the student's code raised."""
+        failure = type(self)(message)
+        failure.bug, failure.named = (bug, True) if bug else (self.bug, self.named)
+        failure.raised = self.raised
+        return failure
+
     def _render_traceback_(self):  # IPython shows this instead of a traceback
         return [f"\x1b[0;31mGradingFailure\x1b[0m: {self}"]
 

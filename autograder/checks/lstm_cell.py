@@ -206,8 +206,8 @@ def load_from_torch_stripes():
     try:
         returned = call(load, cell, theirs, what="load_from_torch(cell, torch_cell)")
     except GradingFailure as failure:
-        raise GradingFailure(f"{failure} Remember: U_* come from weight_ih (input), W_* from weight_hh "
-                             "(hidden), in stripes i, f, g, o.", bug=failure.bug) from None
+        raise failure.reworded(f"{failure} Remember: U_* come from weight_ih (input), W_* from weight_hh "
+                               "(hidden), in stripes i, f, g, o.") from None
     if returned != cell:
         raise GradingFailure("load_from_torch should return the cell it was given (return cell).",
                              bug="load_returns_other")

@@ -53,8 +53,8 @@ def _make_cell(kind, input_size, hidden_size):
         cell = call(cls, input_size, hidden_size, what=f"{name}({input_size}, {hidden_size})")
     except GradingFailure as failure:
         if "before Module.__init__" in str(failure):
-            raise GradingFailure(f"{failure} Call super().__init__(input_size, hidden_size) first, then create "
-                                 f"{', '.join(PEEPHOLES[kind])}.") from None
+            raise failure.reworded(f"{failure} Call super().__init__(input_size, hidden_size) first, then "
+                                   f"create {', '.join(PEEPHOLES[kind])}.", bug="super_init_after") from None
         raise
     if not (isinstance(cell, Remote) and cell.is_module):
         raise GradingFailure(f"{name} must be an nn.Module: class {name}(LSTMCell).")
@@ -102,7 +102,7 @@ def _call_cell(kind, fn, *args, what, **options):
                     " In this cell the peepholes v_f, v_i, v_o are vectors of shape (hidden_size,) that multiply "
                     "c elementwise: v_f * c, not c @ v_f.")
             # the harness's own hint is about W and U, which the given LSTMCell already gets right
-            raise GradingFailure(text.split(" Likely cause:")[0] + hint) from None
+            raise failure.reworded(text.split(" Likely cause:")[0] + hint, bug=f"{kind}_peephole_shape") from None
         raise
 
 

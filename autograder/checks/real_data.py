@@ -747,9 +747,9 @@ def sample_temperature():
         best = min(fits)
         if best[0] < 5.5:
             _, bug, hint = best
-        raise GradingFailure(f"over {n} characters drawn at temperature {temperature}, the characters drawn are {z:.1f} "
-                             f"standard deviations from what softmax(logits / {temperature}) of the grader's model "
-                             f"predicts. {hint}", bug=bug)
+        raise GradingFailure(f"{n} characters drawn at temperature {temperature} are {z:.1f} standard deviations "
+                             f"from what softmax(logits / {temperature}) of the grader's model predicts. {hint}",
+                             bug=bug)
 
 
 @hidden_test

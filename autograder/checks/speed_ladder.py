@@ -138,8 +138,8 @@ class Fused(_cell.CellSpec):
             return call(cell, x, *states, what=what, **options)
         except GradingFailure as failure:
             if x.dim() == 1 and "out of range" in str(failure):
-                raise GradingFailure(f"{failure} For one example the gates are 1-D: split them with "
-                                     "gates.chunk(4, dim=-1).") from None
+                raise failure.reworded(f"{failure} For one example the gates are 1-D: split them with "
+                                       "gates.chunk(4, dim=-1).", bug="unbatched_chunk_dim") from None
             raise
 
 

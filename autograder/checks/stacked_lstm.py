@@ -635,10 +635,10 @@ def lstm_batch_first():
     except GradingFailure as err:
         if SHAPE_HINT not in str(err):
             raise
-        raise GradingFailure(
+        raise err.reworded(
             f"{err} With batch_first=True, x is (batch, seq_len, input_size): transpose it to (seq_len, "
-            "batch, input_size) before the time loop (when self.batch_first and x.dim() == 3)."
-        ) from None
+            "batch, input_size) before the time loop (when self.batch_first and x.dim() == 3).",
+            bug="batch_first_not_transposed") from None
     xu, h0u, c0u = _case(seq_len, 1, inp, hid, layers, batched=False)
     try:
         _expect_forward(model, xu, h0u, c0u, f"{label} on an unbatched x of shape {tuple(xu.shape)}",
@@ -646,10 +646,10 @@ def lstm_batch_first():
     except ReadyMadeLSTMUsed:
         raise
     except GradingFailure as err:
-        raise GradingFailure(
+        raise err.reworded(
             f"{err} Note: with batch_first=True an unbatched x is still (seq_len, input_size), exactly as "
-            "in torch.nn.LSTM — only a 3-D x has a batch axis to move (transpose only when x.dim() == 3)."
-        ) from None
+            "in torch.nn.LSTM — only a 3-D x has a batch axis to move (transpose only when x.dim() == 3).",
+            bug="batch_first_unbatched") from None
 
 
 def _split_lstm_grads(ref, layers):
