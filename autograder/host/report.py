@@ -73,33 +73,39 @@ def by_exercise(rows: list[Score]) -> dict[tuple[str, str, str], tuple[float, fl
 
 
 def table(rows: list[Score]) -> str:
+    """Exercises down, students across: score/max, or "-" for an assignment the student never handed in
+    (which counts as 0 of its max in the total, so every total is out of the same points)."""
     totals = by_exercise(rows)
     students = sorted({k[0] for k in totals})
     first_seen: dict[tuple[str, str], int] = {}
+    tops: dict[tuple[str, str], float] = {}
     for k, r in enumerate(rows):
         first_seen.setdefault((r.assignment, r.exercise), k)
-    columns = sorted({(k[1], k[2]) for k in totals}, key=lambda c: (c[0], first_seen[c]))
+    for (_, assignment, exercise), (_, top) in totals.items():
+        tops[(assignment, exercise)] = max(top, tops.get((assignment, exercise), 0.0))
+    columns = sorted(tops, key=lambda c: (c[0], first_seen[c]))
     bonuses = {(r.assignment, r.exercise) for r in rows if "bonus" in r.grade_id}
     width = max([len(s) for s in students] + [7])
     lines = []
     header = f"{'exercise':<44}" + "".join(f"{s:>{width + 2}}" for s in students)
     lines.append(header)
     lines.append("-" * len(header))
+    sums = {s: (0.0, 0.0) for s in students}
     for assignment, exercise in columns:
         cells = []
         for s in students:
-            score, top = totals.get((s, assignment, exercise), (0.0, 0.0))
-            cells.append(f"{_fmt(score)}/{_fmt(top)}")
+            got = totals.get((s, assignment, exercise))
+            score, top = got if got else (0.0, tops[(assignment, exercise)])
+            cells.append(f"{_fmt(score)}/{_fmt(top)}" if got else "-")
+            sums[s] = (sums[s][0] + score, sums[s][1] + top)
         bonus = (assignment, exercise) in bonuses
         label = f"{assignment}:{exercise}" + (" (bonus)" if bonus else "")
         lines.append(f"{label:<44}" + "".join(f"{c:>{width + 2}}" for c in cells))
     lines.append("-" * len(header))
-    sums: dict[str, tuple[float, float]] = {}
-    for (s, _, _), (score, top) in totals.items():
-        before = sums.get(s, (0.0, 0.0))
-        sums[s] = (before[0] + score, before[1] + top)
     grand = [f"{_fmt(sums[s][0])}/{_fmt(sums[s][1])}" for s in students]
     lines.append(f"{'total':<44}" + "".join(f"{c:>{width + 2}}" for c in grand))
+    if any(c for c in columns for s in students if (s, *c) not in totals):
+        lines.append('("-": not handed in; it counts as 0 in the total)')
     return "\n".join(lines)
 
 
