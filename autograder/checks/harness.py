@@ -243,6 +243,12 @@ def student(name: str):
     return value_of(reply)
 
 
+def submitted_cells() -> dict[str, str]:
+    """The student's cells as submitted (``Link.submitted``): grader-side text, for the scans of ``scan``."""
+    link = current()
+    return link.submitted() if link is not None else {}
+
+
 def fixture(name: str, *args, **kwargs) -> Remote:
     """A grader-made object in the kernel (``autograder.kernel.fixtures.MAKERS``)."""
     return value_of(exchange({"op": "fixture", "name": name, "args": _encode_arg(list(args), "cpu"),

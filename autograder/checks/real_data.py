@@ -25,7 +25,9 @@ from .harness import (
     hidden_test,
     max_abs_diff,
     student,
+    submitted_cells,
 )
+from .scan import borrowed
 
 
 def _pair(out, what, names="(x, y)"):
@@ -290,9 +292,22 @@ def predict_labels():
                                  f"{want.tolist()[:8]}.{hint}")
 
 
+def _written_here(name: str) -> None:
+    """The evaluation cell computes ``name`` itself: scikit-learn's metrics would pass every test and teach
+    nothing (checking against them in a scratch cell is fine: only the answer cell is read)."""
+    cells = submitted_cells()
+    uses = borrowed(cells.get("evaluation", ""), list(cells.values()), "sklearn")
+    if uses:
+        row, line = uses[0]
+        raise GradingFailure(f"the evaluation cell uses scikit-learn (line {row}: `{line}`): write {name} "
+                             "yourself, with torch; comparing with sklearn.metrics in a scratch cell is fine.",
+                             bug="sklearn_metrics")
+
+
 @hidden_test
 def accuracy_value():
     """accuracy is the fraction of equal entries of the grader's predictions and labels, a float in [0, 1]."""
+    _written_here("accuracy")
     fn = student("accuracy")
     for n, classes in ((50, 4), (7, 10), (1, 3), (200, 2)):
         labels = torch.randint(0, classes, (n,))
@@ -320,6 +335,7 @@ def accuracy_value():
 @hidden_test
 def confusion_counts():
     """M[i, j] counts true class i predicted as j, (C, C), integer, every class present even when unseen."""
+    _written_here("confusion_matrix")
     fn = student("confusion_matrix")
     for n, classes, seen in ((60, 4, 4), (9, 6, 3), (1, 2, 2), (300, 10, 10)):
         labels = torch.randint(0, seen, (n,))
