@@ -2,8 +2,9 @@
 
     .venv/bin/python benchmarks/grading.py --out bench-results [--submissions 20]
 
-First, each notebook's own cost: one reference submission of every assignment graded alone, one job (what
-grading a class of it costs a core per student; heavy cells run their short schedule under nbgrader).
+First, each notebook's own cost, one job, heavy cells on their short schedule under nbgrader: one reference
+submission of every assignment graded alone, then four in one batch (per submission: what grading a class of
+it costs a core per student, nbgrader's start-up shared by the notebooks one process grades).
 The floor is what no grader can beat: a fresh kernel that imports torch (the course's plain kernel, and
 the sandboxed one the grader uses, which also loads the probe and its audit hook). Grading is
 the whole of `python -m autograder autograde` on notebook 1 (pre-flight, nbgrader, the sandboxed kernel,
@@ -89,8 +90,9 @@ def make_course(n: int):
     return course
 
 
-def per_notebook() -> dict[str, float]:
-    """Seconds to grade one reference submission of each assignment, alone, one job."""
+def per_notebook(batch_of: int = 4) -> dict[str, tuple[float, float]]:
+    """Seconds per reference submission of each assignment, one job: graded alone, and in a batch of
+    ``batch_of``."""
     from autograder.registry import NOTEBOOKS
 
     course = copy_course(Path(tempfile.mkdtemp(prefix="lstm-bench-each-")))
@@ -98,13 +100,18 @@ def per_notebook() -> dict[str, float]:
         seconds = {}
         for assignment in NOTEBOOKS:
             course.nbgrader("generate_assignment", assignment, "--force")
-            submit(course, "reference", assignment, reference_submission(course, assignment))
-            start = time.perf_counter()
-            result = batch.grade(course, assignment, jobs=1)
-            seconds[assignment] = time.perf_counter() - start
-            if result.returncode != 0:
-                raise SystemExit(f"grading {assignment} failed:\n{result.stdout}\n{result.stderr}")
-            print(f"{assignment}: one submission graded in {seconds[assignment]:.1f} s", flush=True)
+            timed = []
+            for students in (["reference"], [f"copy{k}" for k in range(batch_of)]):
+                for student in students:
+                    submit(course, student, assignment, reference_submission(course, assignment))
+                start = time.perf_counter()
+                result = batch.autograde(course, [assignment], students, jobs=1, say=lambda line: None)
+                timed.append((time.perf_counter() - start) / len(students))
+                if result.returncode != 0:
+                    raise SystemExit(f"grading {assignment} failed (exit {result.returncode})")
+            seconds[assignment] = tuple(timed)
+            print(f"{assignment}: {timed[0]:.1f} s alone, {timed[1]:.1f} s per submission in a batch of {batch_of}",
+                  flush=True)
         return seconds
     finally:
         shutil.rmtree(course.root, ignore_errors=True)
@@ -185,7 +192,8 @@ def main() -> int:
     results = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                     "sandbox": mode},
-        "seconds_per_submission_by_notebook": {a: round(t, 2) for a, t in each.items()},
+        "seconds_per_submission_by_notebook": {a: round(t[0], 2) for a, t in each.items()},
+        "seconds_per_submission_in_a_batch_of_4_by_notebook": {a: round(t[1], 2) for a, t in each.items()},
         "submissions": n,
         "floor_seconds": {"plain_kernel_import_torch": round(plain, 3), "sandboxed_kernel_import_torch":
                           round(boxed, 3)},
@@ -202,8 +210,8 @@ def main() -> int:
         "same_scores_1_and_2_jobs_and_dask": same,
     }
     text = "\n".join([
-        "seconds to grade one submission, each notebook alone (1 job):",
-        *(f"  {a:<18} {t:6.1f} s" for a, t in each.items()),
+        "seconds to grade a submission of each notebook (1 job): alone, and in a batch of 4",
+        *(f"  {a:<18} {t[0]:6.1f} s {t[1]:6.1f} s" for a, t in each.items()),
         f"grading benchmark ({n} submissions of {A}, {os.cpu_count()} CPUs, sandbox: {mode})",
         f"  floor (fresh kernel + import torch):  {plain:6.2f} s plain, {boxed:6.2f} s sandboxed",
         f"  1 job : {one / n:6.2f} s per notebook  ({one / n / plain:.1f}x the floor)",

@@ -428,7 +428,7 @@ def make_grades(course: Course) -> tuple[dict[tuple[str, str], str], str]:
         if line.startswith("-"):
             break
         label, *cells = line.split()
-        cells = [c for c in cells if "/" in c]
+        cells = [c for c in cells if "/" in c or c == "-"]  # "-": not handed in
         table.update({(label, s): c for s, c in zip(students, cells, strict=True)})
     return table, out.stdout
 

@@ -6,8 +6,11 @@ PostgreSQL gradebook; a worker killed mid-batch still leaves every student a row
 import json
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -85,13 +88,16 @@ def dask_cluster(tmp_path_factory):
     nb = nbformat.read(other.notebook("notebooks", A), as_version=4)
     nb.cells[0].source += "\n\nAn edited sentence: this release is not the class's."
     nbformat.write(nb, other.notebook("notebooks", A))
+    w1_tmp = tempfile.mkdtemp(prefix="lstm-w1-")  # short: the kernels' unix sockets live under it
     with localcluster.LocalCluster({"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0", **LIMITS}) as c:
         c.start_scheduler()
-        c.start_worker("w1", "GPU=1")
+        c.start_worker("w1", "GPU=1", env={"TMPDIR": w1_tmp})
+        c.w1_tmp = Path(w1_tmp)
         c.start_worker("w2")
         c.start_worker("w3", env={"COURSE_ROOT": str(other.root)})
         c.names = c.wait_for(3)
         yield c
+    shutil.rmtree(w1_tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -246,6 +252,14 @@ def test_a_worker_killed_mid_batch_leaves_every_student_a_row(dask_cluster, tmp_
         else:
             assert totals[s] == 13.0, out
     assert _workers_of(course).keys() == set(students)
+
+
+def test_a_closed_worker_leaves_nothing_in_its_temporary_folder(dask_cluster, gpu_tasks_into_postgres):
+    """After w1 (which graded the GPU tasks) is stopped with SIGTERM, as an operator stops one, its /tmp holds
+    neither the assignment it generated for its tasks nor any task's folder."""
+    assert list(dask_cluster.w1_tmp.glob("lstm-template-*")), "w1 generated no template: nothing to check"
+    dask_cluster.close("w1")
+    assert sorted(p.name for p in dask_cluster.w1_tmp.iterdir()) == []
 
 
 def test_a_result_names_files_only_inside_its_folder(tmp_path):

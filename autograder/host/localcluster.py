@@ -70,13 +70,25 @@ class LocalCluster:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
 
+    def close(self, name: str, timeout: float = 20) -> None:
+        """Stop a worker as an operator would (SIGTERM: it closes and exits, its clean-up runs); killed only if
+        it has not gone after ``timeout`` seconds."""
+        proc = self.workers[name]
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        self.kill(name)
+
     def log(self, name: str) -> str:
         path = self.base / f"{name}.log"
         return path.read_text()[-4000:] if path.exists() else ""
 
     def stop(self) -> None:
         for name in list(self.workers):
-            self.kill(name)
+            self.close(name, timeout=10)
         if self.scheduler is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.scheduler.pid, signal.SIGKILL)

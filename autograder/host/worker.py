@@ -10,6 +10,7 @@ outlives the task: only the coordinator writes the class's gradebook, ``autograd
 ``fingerprint`` is what the coordinator's pre-flight compares across workers (``Client.run``).
 """
 
+import atexit
 import hashlib
 import os
 import platform
@@ -30,6 +31,13 @@ SLOTS = 16  # kernels of one worker process get uids of their own, slot by slot
 
 _lock = threading.Lock()
 _templates: dict = {}  # (course root, assignment, source hash) -> folder with the generated release and gradebook
+
+
+@atexit.register
+def _drop_templates() -> None:
+    """A worker that closes (not one killed outright) leaves no template behind in /tmp."""
+    for base in _templates.values():
+        shutil.rmtree(base, ignore_errors=True)
 _slots: set = set()
 
 
