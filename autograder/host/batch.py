@@ -402,8 +402,7 @@ class Runner:
         self.spec_root = grading / "jupyter"
         self.say = say
         self.threads = max(1, (os.cpu_count() or 1) // jobs)
-        # nbgrader start-up costs seconds: share it among a few notebooks, but keep the workers balanced
-        self.chunk = max(1, min(4, len(todo) // (2 * jobs)))
+        self.chunk = chunk_size(len(todo), jobs)
         # wall-clock limit of an nbgrader process, per notebook (the budget covers the notebook and its restarts)
         self.per_notebook = per_notebook or load_settings().grading_timeout or budget + 140
         self.extra_env = dict(extra_env or {})  # settings a clustered batch's coordinator hands its workers
@@ -585,6 +584,12 @@ def _why_not_graded(log: Path, out: str) -> str:
 def log_file(course: Course, assignment: str, student: str) -> Path:
     """The grading log of one (assignment, student) in ``course`` (``autograder/gradelog.py``)."""
     return course.dir("autograded") / GRADING_DIR / "logs" / assignment / f"{student}.jsonl"
+
+
+def chunk_size(submissions: int, workers: int) -> int:
+    """How many notebooks one nbgrader process grades. Its start-up (nbgrader, the checks, torch) costs a few
+    CPU seconds: share it among up to 8, but leave each worker at least two chunks, to stay balanced at the end."""
+    return max(1, min(8, submissions // (2 * max(1, workers))))
 
 
 def default_jobs() -> int:

@@ -290,7 +290,7 @@ def autograde(course: Course, assignments: list, students: list | None = None, a
             return BatchResult([], mode, time.monotonic() - start, sorted((j.assignment, j.student) for j in todo))
         say(sandbox.describe(mode, "LSTM_SANDBOX=none"))
         threads = sum(w["nthreads"] for a, w in client.scheduler_info(n_workers=-1)["workers"].items() if a in workers)
-        chunk = max(1, min(4, len(todo) // (2 * max(1, threads))))
+        chunk = batch.chunk_size(len(todo), threads)
         say(f"grading {len(todo)} submission(s) of {', '.join(sorted({j.assignment for j in todo}))} on "
             f"{len(workers)} worker(s) of {client.scheduler.address} ({threads} thread(s)), {chunk} a task")
         batch.prepare_gradebook(course, todo)
