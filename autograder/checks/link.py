@@ -26,22 +26,18 @@ class Link:
 
     def submitted(self) -> dict[str, str]:
         """The text of the cells the student wrote, as the grader read them from the submitted file (never
-        from the kernel): a solution cell under its grade id, any other cell the student added or edited
-        under ``"cell <index>"``."""
+        from the kernel): a solution cell under its grade id, a cell the student added under ``"cell <index>"``.
+        Empty where there is no submitted file (a plain kernel running the tests)."""
         return {}
 
 
 class LocalLink(Link):
     """The probe in this process, on ``namespace`` (a plain kernel's user namespace)."""
 
-    def __init__(self, namespace: dict, submitted: dict[str, str] | None = None):
+    def __init__(self, namespace: dict):
         from ..kernel.probe import Probe
 
         self.probe = Probe(namespace)
-        self._submitted = dict(submitted or {})
-
-    def submitted(self) -> dict[str, str]:
-        return dict(self._submitted)
 
     def exchange(self, request: dict) -> dict:
         reply = self.probe.answer(wire.loads(wire.dumps(request)))
