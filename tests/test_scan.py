@@ -21,6 +21,8 @@ def confusion_matrix(predicted, labels, num_classes):
     ("from sklearn.metrics import accuracy_score\ndef accuracy(p, l):\n    return accuracy_score(l, p)\n", [], 1),
     ("from sklearn import metrics as m\ndef accuracy(p, l):\n    return m.accuracy_score(l, p)\n", [], 1),
     ("def accuracy(p, l):\n    return float(score(l, p))\n",
+     ["from sklearn.metrics import (\n    confusion_matrix,\n    accuracy_score as score,\n)"], 2),
+    ("def accuracy(p, l):\n    return float(score(l, p))\n",
      ["from sklearn.metrics import accuracy_score as score"], 2),
     ("def accuracy(p, l):\n    import sklearn.metrics\n    return sklearn.metrics.accuracy_score(l, p)\n", [], 2),
 ])

@@ -43,11 +43,12 @@ def notebook_uses(cells) -> list[tuple[int, int, str]]:
 
 
 def _tokens(source: str) -> list:
+    """The tokens that say something (a NEWLINE kept: it ends a statement), magics and shell lines skipped."""
     lines = source.splitlines()
     text = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in lines) + "\n"
     try:
         return [t for t in tokenize.generate_tokens(io.StringIO(text).readline)
-                if t.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT)]
+                if t.type not in (tokenize.NL, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT)]
     except (tokenize.TokenError, IndentationError, SyntaxError):
         return []
 
@@ -61,7 +62,7 @@ def imported_names(source: str, package: str) -> set[str]:
             while j < len(toks) and toks[j].string != "import":
                 j += 1
             j += 1
-            while j < len(toks) and toks[j].start[0] == toks[k].start[0] and toks[j].string != ";":
+            while j < len(toks) and toks[j].type != tokenize.NEWLINE and toks[j].string != ";":
                 if toks[j].type == tokenize.NAME and toks[j].string != "as":
                     last = toks[j].string
                     if j + 1 >= len(toks) or toks[j + 1].string != "as":
