@@ -75,6 +75,43 @@ def _cells(course, student):
     return out
 
 
+def executing(client, workers) -> dict:
+    """address -> the keys of the tasks each of ``workers`` is running (those running any)."""
+    found = client.run(lambda dask_worker: [str(t.key) for t in dask_worker.state.executing], workers=workers,
+                       on_error="return")
+    return {w: keys for w, keys in found.items() if isinstance(keys, list) and keys}
+
+
+def autograde_killing(local, course, tmp_path_factory, pick) -> tuple:
+    """`make autograde` on the LocalCluster ``local``, in the background; as soon as ``pick`` (given the names of
+    the workers running a grading task) says yes, the first of them is killed with SIGKILL, 3 s into its task
+    (its kernel running). Returns (the name killed, or None; make's exit code; what make printed)."""
+    from distributed import Client
+
+    env = {**os.environ, **LIMITS, "COURSE_ROOT": str(course.root), "CLUSTER": local.address}
+    output = tmp_path_factory.mktemp("autograde-out") / "make.txt"
+    proc = subprocess.Popen(["make", "--no-print-directory", "-f", str(ROOT / "Makefile"), "-C", str(course.root),
+                             "-o", f"{VENV}/.ready", "autograde", f"VENV={VENV}", "JOBS=2", "DEVICE=cpu"],
+                            env=env, stdout=output.open("w"), stderr=subprocess.STDOUT, text=True)
+    killed, by_address = None, {address: name for name, address in local.names.items()}
+    try:
+        with Client(local.address, timeout=30) as client:
+            deadline = time.monotonic() + 300
+            while killed is None and time.monotonic() < deadline and proc.poll() is None:
+                busy = sorted(by_address[w] for w, keys in executing(client, list(by_address)).items()
+                              if any(k.startswith("lstm-grade-") for k in keys))
+                if busy and pick(busy):
+                    time.sleep(3)
+                    killed = next(name for name in busy if pick([name]))
+                    local.kill(killed)
+                time.sleep(0.3)
+        proc.wait(timeout=900)
+        return killed, proc.returncode, output.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def _autograde(course, address, env=None, timeout=900):
     return make(course, "autograde", env={"CLUSTER": address, **(env or {})}, timeout=timeout)
 
@@ -206,40 +243,13 @@ def test_a_worker_killed_mid_batch_leaves_every_student_a_row(dask_cluster, tmp_
     course.nbgrader("generate_assignment", A, "--force")
     for s in students:
         submit(course, s, A, reference_submission(course, A))
-    w2 = dask_cluster.names["w2"]
-
-    def executing(client, workers):
-        found = client.run(lambda dask_worker: [str(t.key) for t in dask_worker.state.executing], workers=workers,
-                           on_error="return")
-        return [k for keys in found.values() if isinstance(keys, list) for k in keys]
-
     with Client(dask_cluster.address, timeout=30) as client:  # a cancelled task of an earlier test may still run
         deadline = time.monotonic() + 300
         while executing(client, list(dask_cluster.names.values())) and time.monotonic() < deadline:
             time.sleep(1)
-    env = {**os.environ, **LIMITS, "COURSE_ROOT": str(course.root), "CLUSTER": dask_cluster.address}
-    output = tmp_path_factory.mktemp("killed-out") / "make.txt"
-    proc = subprocess.Popen(["make", "--no-print-directory", "-f", str(ROOT / "Makefile"), "-C", str(course.root),
-                             "-o", f"{VENV}/.ready", "autograde", f"VENV={VENV}", "JOBS=2", "DEVICE=cpu"],
-                            env=env, stdout=output.open("w"), stderr=subprocess.STDOUT, text=True)
-    killed = False
-    try:
-        with Client(dask_cluster.address, timeout=30) as client:
-            deadline = time.monotonic() + 300
-            while time.monotonic() < deadline and proc.poll() is None:
-                if any(k.startswith("lstm-grade-") for k in executing(client, [w2])):
-                    time.sleep(3)  # mid-task: its kernel is running
-                    dask_cluster.kill("w2")
-                    killed = True
-                    break
-                time.sleep(0.3)
-        proc.wait(timeout=900)
-        out = output.read_text()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert killed, "w2 never ran a task"
-    assert proc.returncode != 0, out  # the exit code tells: some submissions were lost
+    killed, returncode, out = autograde_killing(dask_cluster, course, tmp_path_factory, lambda busy: "w2" in busy)
+    assert killed == "w2", "w2 never ran a task"
+    assert returncode != 0, out  # the exit code tells: some submissions were lost
     lost = sorted(set(re.findall(r"01_lstm_cell / (s\d): the workers grading it were lost", out)))
     assert lost, out
     totals = _totals(course)
