@@ -719,21 +719,8 @@ def _z_scores(mine, prefix, text, temperature):
     return ((observed - p).sum(0) / spread).abs().max().item()
 
 
-def _temperature_z(mine, prefix, text, temperature):
-    """The score test for the inverse temperature β = 1/τ: Σ (logit of the drawn character − its mean under
-    softmax(logits / τ)) over its standard deviation, about N(0, 1) for a correct sampler. It uses every step's
-    logits, so it tells τ from 2τ where the counts alone often cannot."""
-    logits = _logits_along(mine, prefix + text)[len(prefix) - 1:-1].to(F64)
-    index = {ch: k for k, ch in enumerate(mine.chars)}
-    drawn = logits.gather(1, torch.tensor([[index[ch]] for ch in text]))[:, 0]
-    p = F.softmax(logits / temperature, dim=-1)
-    mean = (p * logits).sum(-1)
-    var = (p * logits ** 2).sum(-1) - mean ** 2
-    return ((drawn - mean).sum() / var.sum().clamp(min=1e-12).sqrt()).abs().item()
-
-
 def _misfit(mine, prefix, text, temperature):
-    return max(_z_scores(mine, prefix, text, temperature), _temperature_z(mine, prefix, text, temperature))
+    return _z_scores(mine, prefix, text, temperature)
 
 
 @hidden_test
