@@ -719,10 +719,6 @@ def _z_scores(mine, prefix, text, temperature):
     return ((observed - p).sum(0) / spread).abs().max().item()
 
 
-def _misfit(mine, prefix, text, temperature):
-    return _z_scores(mine, prefix, text, temperature)
-
-
 @hidden_test
 def sample_temperature():
     """Each character is drawn from softmax(logits / τ) of the grader's model, for several τ."""
@@ -731,7 +727,7 @@ def sample_temperature():
         mine, model = _sample_model(scale=1.5)
         seed = int(torch.randint(0, 2**31, ()))
         got = _sample(model, "a(", n, temperature, seed)
-        z = _misfit(mine, "a(", got, temperature)
+        z = _z_scores(mine, "a(", got, temperature)
         if z < 5.5:
             continue
         hint = "Draw with torch.multinomial(F.softmax(logits / temperature, dim=-1), 1, generator=generator)."
@@ -746,7 +742,7 @@ def sample_temperature():
                 (temperature ** 2, "temperature_squared",
                  "It looks like τ² (softmax(logits / τ) applied twice?): divide once.")):
             if other != temperature:
-                fits.append((_misfit(mine, "a(", got, other), name, text))
+                fits.append((_z_scores(mine, "a(", got, other), name, text))
         best = min(fits)
         if best[0] < 5.5:
             _, bug, hint = best
