@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from pathlib import Path
 import nbformat
 
 from autograder.host.course import ROOT, Course
+from autograder.host.demo import PLANTED
 from autograder.host.submissions import fill, nbgrader_meta, read, reference_answers, submit
 
 A = "01_lstm_cell"
@@ -92,6 +94,24 @@ def submit_bytes(data: Callable):
 def extra_cell(after: str, source: str):
     """A reference submission with an extra code cell after the cell ``after``."""
     return submit_nb(lambda course: with_cell_after(reference(course), after, source))
+
+
+# Attacks pair a wrong answer with the attack; the score must stay what the wrong answer earns honestly.
+NO_TANH = dict(FULL, lstm_cell=3.0)  # what the planted bug (h = o * c) earns honestly: parameters and init
+WRONG_SIGMOID = "def sigmoid(x):\n    return x * 0 + 0.5\n"
+
+
+def _code(text: str) -> str:
+    return textwrap.dedent(text).strip() + "\n"
+
+
+def planted(course, **changes):
+    bugged = PLANTED[A].apply(answers(course))
+    return fill(release(course), {**bugged, **changes})
+
+
+def after(nb_of, grade_id, source):
+    return submit_nb(lambda course: with_cell_after(nb_of(course), grade_id, _code(source)))
 
 
 VENV = Path(sys.executable).parent.parent

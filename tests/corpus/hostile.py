@@ -5,31 +5,26 @@ Most pair a wrong answer with an attack that would make it pass if the attack wo
 stay what the wrong answer earns honestly (``HONEST``).
 """
 
-import textwrap
-
 from autograder.host.course import ROOT
-from autograder.host.demo import PLANTED
 
-from . import FULL, ZERO, A, Case, answers, reference, release, submit_nb, with_cell_after
-
-NO_TANH = dict(FULL, lstm_cell=3.0)  # what the planted bug (h = o * c) earns honestly: parameters and init
-WRONG_SIGMOID = "def sigmoid(x):\n    return x * 0 + 0.5\n"
-
-
-def _code(text: str) -> str:
-    return textwrap.dedent(text).strip() + "\n"
-
-
-def planted(course, **changes):
-    bugged = PLANTED[A].apply(answers(course))
-    from autograder.host.submissions import fill
-
-    return fill(release(course), {**bugged, **changes})
-
-
-def after(nb_of, grade_id, source):
-    return submit_nb(lambda course: with_cell_after(nb_of(course), grade_id, _code(source)))
-
+from . import (
+    FULL,
+    NO_TANH,
+    WRONG_SIGMOID,
+    ZERO,
+    A,
+    Case,
+    _code,
+    after,
+    disk_fill,
+    evasion,
+    flood,
+    planted,
+    reference,
+    release,
+    submit_nb,
+    with_cell_after,
+)
 
 PATCH_TORCH = """
 import numpy, torch
@@ -388,7 +383,7 @@ def _network(port):
 
 def cases(port: int) -> list:
     """``port``: a TCP port on 127.0.0.1 the test listens on; nothing may connect to it."""
-    return [
+    return evasion.cases() + flood.cases() + disk_fill.cases() + [
         Case("patch_torch", submit_nb(lambda c: with_cell_after(reference(c, sigmoid=WRONG_SIGMOID), "sigmoid",
                                                                 _code(PATCH_TORCH))),
              dict(FULL, sigmoid=0.0, lstm_cell=3.0), [], set(),
