@@ -2,6 +2,7 @@
 
 import os
 
+from autograder.host import nbgrader_route
 from autograder.settings import load
 
 c = get_config()  # noqa: F821 (provided by nbgrader)
@@ -31,6 +32,10 @@ c.Validator.validate_all = True
 c.Execute.timeout = settings.cell_timeout
 c.BudgetedExecute.notebook_budget = settings.notebook_budget
 
+# `nbgrader autograde` and the Formgrader's Autograde button grade through the batch of `make autograde`
+# (staging, sandbox, probe, verdicts on the grader's side), or refuse with a message; the batch's own nbgrader
+# processes run the preprocessors below.
+nbgrader_route.install()
 c.Autograde.autograde_preprocessors = [
     "autograder.host.execute.ResilientExecute",  # runs the student's cells, judges the grading cells here; restarts
     "autograder.host.nbgrader_ext.DropKnownWarnings",
@@ -57,4 +62,5 @@ c.GenerateFeedback.preprocessors = [
     "autograder.host.sanitize.SanitizeStudentHTML",  # a TA opens these pages: no student script, frame or handler
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
+c.GenerateFeedback.pre_convert_hook = nbgrader_route.before_feedback  # only regular files reach the feedback
 c.HideHiddenTests.enabled = not settings.show_hidden_tests

@@ -13,32 +13,17 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-def check_device() -> None:
-    name = load_settings().device
-    if name.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise SystemExit(
-                f"DEVICE={name} asks for a GPU, but PyTorch sees no CUDA device on this machine "
-                f"(torch {torch.__version__}). Grade with DEVICE=cpu, or run on a machine with CUDA."
-            )
-
-
 def autograde(course: Course, assignments: list[str]) -> int:
-    """Grade every submission through autograder/batch.py: parallel nbgrader processes, each notebook in
-    its own sandboxed kernel, GRADING_JOBS at a time (the Makefile passes JOBS; default one per core); with
-    CLUSTER set, on the Dask workers of autograder/host/cluster.py (they check their own GPUs)."""
-    settings = load_settings()
-    if settings.cluster:
-        from .host.cluster import autograde as grade_batch
+    """Grade every submission as nbgrader's own autograde does in this course (autograder/host/nbgrader_route.py):
+    parallel nbgrader processes, each notebook in its own sandboxed kernel, GRADING_JOBS at a time (the Makefile
+    passes JOBS; default one per core); with CLUSTER set, on the Dask workers of autograder/host/cluster.py."""
+    from .host import nbgrader_route
 
-        result = grade_batch(course, assignments, address=settings.cluster, say=_say)
-    else:
-        check_device()
-        from .host.batch import autograde as grade_batch
-
-        result = grade_batch(course, assignments, jobs=settings.jobs, say=_say)
+    if not load_settings().cluster:  # cluster workers check their own GPUs
+        why = nbgrader_route.device_problem()
+        if why:
+            raise SystemExit(f"{why}. Grade with DEVICE=cpu, or run on a machine with CUDA.")
+    result = nbgrader_route.grade(course, assignments, say=_say)
     for outcome in result.outcomes:
         if outcome.status == "failed":
             _say(f"could not grade {outcome.assignment} for {outcome.student} (zeros recorded):\n"

@@ -4,6 +4,7 @@ One nbgrader assignment per notebook, named like the notebook: ``source/01_lstm_
 is released to ``notebooks/01_lstm_cell/`` and solved in ``solutions/01_lstm_cell/``.
 """
 
+import glob
 import os
 import shutil
 import subprocess
@@ -73,16 +74,7 @@ class Course:
         anything there that is not a regular file or a folder is deleted first (the grader writes only
         those, but this is the last step before a TA opens the pages). A run past ``timeout`` is stopped.
         """
-        said, graded = [], []
-        root = self.dir("autograded")
-        for student in sorted(root.iterdir()) if root.is_dir() else []:
-            folder = student / assignment
-            if student.name.startswith(".") or student.is_symlink() or folder.is_symlink() or not folder.is_dir():
-                continue
-            said += [f"removed {p} (not a regular file) before writing feedback"
-                     for p in remove_non_regular(str(folder))]
-            if (folder / f"{assignment}.ipynb").is_file():
-                graded.append(student.name)
+        said, graded = self.clear_graded(assignment)
         if not graded:
             return True, said + [f"no graded submissions of {assignment}: no feedback to write"]
         try:
@@ -93,6 +85,21 @@ class Course:
             return False, said + [f"nbgrader generate_feedback {assignment} failed (exit {done.returncode}):",
                                   nbgrader_errors(done.stdout + done.stderr)]
         return True, said
+
+    def clear_graded(self, assignment: str, student: str = "") -> tuple[list[str], list[str]]:
+        """Delete what is not a regular file or a folder in ``autograded/<student>/<assignment>`` (every student's
+        by default): (what was removed, in words; the students with a graded notebook)."""
+        said, graded = [], []
+        root = self.dir("autograded")
+        for folder in sorted(root.glob(f"{glob.escape(student) if student else '*'}/{glob.escape(assignment)}")):
+            if folder.parent.name.startswith(".") or folder.parent.is_symlink() or folder.is_symlink() or \
+                    not folder.is_dir():
+                continue
+            said += [f"removed {p} (not a regular file) before writing feedback"
+                     for p in remove_non_regular(str(folder))]
+            if (folder / f"{assignment}.ipynb").is_file():
+                graded.append(folder.parent.name)
+        return said, graded
 
     def clean_scratch(self) -> None:
         for name in SCRATCH:

@@ -60,6 +60,9 @@ class ResilientExecute(BudgetedExecute):
         config=True)
 
     def preprocess(self, nb, resources=None, km=None):
+        if not load_settings().ipc_prefix:  # nbgrader_config.py routes everything else to the batch
+            raise RuntimeError("ResilientExecute grades only in the batch's sandboxed kernel, which has the probe: "
+                               "grade with `make autograde` or `nbgrader autograde` in the course directory")
         self._deadline = time.monotonic() + self.notebook_budget
         # the hidden tests (and torch) load here while the kernel starts and runs the student's cells
         assignment = (resources or {}).get("nbgrader", {}).get("assignment", "")
