@@ -498,6 +498,51 @@ def test_written_answer_graded_in_the_formgrader_reaches_make_grades(page, watch
     assert f"{student},{MANUAL_NB},{MANUAL_CELL},{MANUAL_CELL},{given},{float(top)}" in rows, rows
 
 
+def _verdicts(course: Course, assignment: str, student: str) -> dict[str, tuple]:
+    """The grading log's last verdict of each grading cell: grade_id -> (passed, bug id), which a fresh draw of
+    the hidden tests' inputs does not change."""
+    path = course.dir("autograded") / ".grading" / "logs" / assignment / f"{student}.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    return {r["cell"]: (r["passed"], r.get("bug")) for r in records if r.get("kind") == "verdict"}
+
+
+def test_the_autograde_and_feedback_buttons_grade_as_make_autograde(page, watch, demo_class, formgrader):
+    """The Formgrader's Autograde button (one student) and Generate Feedback button (the assignment) run nbgrader
+    in the server's process: they grade through the batch (sandbox, probe, verdicts here), as `make autograde`."""
+    by_make = {k: v for k, v in report.by_exercise(report.scores(demo_class)).items() if k[1] == STUDENT_NB}
+    verdicts = {s: _verdicts(demo_class, STUDENT_NB, s) for s in ("planted_bug", "reference")}
+    assert any(not passed for passed, _ in verdicts["planted_bug"].values()), verdicts
+    graded = demo_class.notebook("autograded", STUDENT_NB, "planted_bug")
+    graded.unlink()  # what the button writes, not what the batch wrote before
+    with watch.flow():
+        watch.server = formgrader
+        page.goto(formgrader.url("formgrader/manage_assignments"))
+        assignment = page.locator("tr", has=page.locator("td.name", has_text=STUDENT_NB))
+        assignment.locator("td.num-submissions a").click()
+        for student in ("planted_bug", "reference"):
+            row = page.locator("#main-table tr", has=page.locator("td.student-id", has_text=re.compile(f"^{student}$")))
+            row.locator("td.autograde a").click()
+            modal = page.locator("#success-modal, #error-modal")
+            expect(modal).to_have_class(re.compile(r"\bin\b"), timeout=RUN_WAIT)  # shown, faded in
+            text = modal.inner_text()
+            watch.shot(f"autograde-{student}", publish="formgrader-autograde.png" if student == "planted_bug" else "")
+            assert "Successfully autograded" in text and "sandbox: bubblewrap" in text, text
+            modal.locator(".modal-footer button").click()
+            expect(modal).to_have_count(0)
+        page.goto(formgrader.url("formgrader/manage_assignments"))
+        assignment.locator("td.generate-feedback a").click()
+        modal = page.locator("#success-modal, #error-modal")
+        expect(modal).to_be_visible(timeout=RUN_WAIT)
+        assert "Successfully generated feedback" in modal.inner_text(), modal.inner_text()
+    assert graded.is_file()
+    after = {k: v for k, v in report.by_exercise(report.scores(demo_class)).items() if k[1] == STUDENT_NB}
+    assert after == by_make
+    assert {s: _verdicts(demo_class, STUDENT_NB, s) for s in verdicts} == verdicts
+    assert "the grader got no answer from your kernel" not in graded.read_text()
+    page_html = (demo_class.dir("feedback") / "planted_bug" / STUDENT_NB / f"{STUDENT_NB}.html").read_text()
+    assert "GradingFailure" in page_html and "BEGIN HIDDEN TESTS" not in page_html
+
+
 def _with_the_class(course: Course, root: Path) -> Course:
     """A copy of the graded course with the demo's notebook-1 class added and graded (only the class)."""
     shutil.copytree(course.root, root, dirs_exist_ok=True)

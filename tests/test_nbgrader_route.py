@@ -45,7 +45,8 @@ def verdicts(course, student):
     for cell in nb["cells"]:
         meta = cell.get("metadata", {}).get("nbgrader", {})
         if meta.get("grade") and cell["cell_type"] == "code":
-            out[meta["grade_id"]] = "".join(_text(o.get("text", "")) + str(o.get("evalue", "")) for o in cell["outputs"])
+            out[meta["grade_id"]] = "".join(_text(o.get("text", "")) + str(o.get("evalue", ""))
+                                            for o in cell["outputs"])
     return out
 
 
