@@ -5,7 +5,7 @@
    devices when ``DEVICE=cuda``. A worker that differs from the coordinator is refused, with its address and
    what differs, and gets no task; with no worker left, the batch stops before grading (the gradebook is
    untouched).
-2. **Tasks**: the coordinator stages every submission itself (``batch.stage_safely``: the only reader of
+2. **Tasks**: the coordinator stages every submission itself (``staging.stage_safely``: the only reader of
    ``submitted/``) and sends the staged files as data, a few submissions of one assignment a task, to the
    accepted workers (``DEVICE=cuda``, or ``CLUSTER_RESOURCES``: only to workers started with that resource,
    ``dask worker --resources GPU=1``). A worker grades in a private course (``autograder/host/worker.py``)
@@ -29,9 +29,10 @@ from pathlib import Path
 from .. import gradelog
 from ..settings import ENV
 from ..settings import load as load_settings
-from . import batch, record, sandbox
-from .batch import BatchResult, Job, Outcome
+from . import batch, gradebook, record, sandbox, staging
+from .batch import BatchResult, Outcome
 from .course import Course
+from .staging import Job
 from .worker import fingerprint, grade_task, read_folder
 
 POLL = 2.0  # seconds between looks at what the workers are running
@@ -141,9 +142,9 @@ class Coordinator:
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text("")
         if force_release:
-            batch.stage(self.course, job, staged_root, force_release=force_release)
+            staging.stage(self.course, job, staged_root, force_release=force_release)
         else:
-            batch.stage_safely(self.course, job, staged_root, log)
+            staging.stage_safely(self.course, job, staged_root, log)
         folder = staged_root / job.student / job.assignment
         files = read_folder(folder)
         shutil.rmtree(folder, ignore_errors=True)
@@ -163,7 +164,7 @@ class Coordinator:
         from nbgrader.api import Gradebook, MissingEntry
 
         out = {"duedate": None, "extensions": {}}
-        with Gradebook(batch.worker_db_url(self.course.db)) as gb:
+        with Gradebook(gradebook.worker_db_url(self.course.db)) as gb:
             due = gb.find_assignment(assignment).duedate
             out["duedate"] = due.isoformat() if due else None
             for item in items:
@@ -256,7 +257,7 @@ class Coordinator:
     def zeros(self, assignment: str, student: str, why: str) -> Outcome:
         """Last resort: zeros in the gradebook and a failed outcome."""
         try:
-            batch.zero_grades(self.course, assignment, student)
+            gradebook.zero_grades(self.course, assignment, student)
         except Exception as err:
             why += f"\nzeros could not be recorded either: {type(err).__name__}: {err}"
         return Outcome(assignment, student, "failed", 0.0, [why.splitlines()[0]], [], why)
@@ -293,7 +294,7 @@ def autograde(course: Course, assignments: list, students: list | None = None, a
         chunk = batch.chunk_size(len(todo), threads)
         say(f"grading {len(todo)} submission(s) of {', '.join(sorted({j.assignment for j in todo}))} on "
             f"{len(workers)} worker(s) of {client.scheduler.address} ({threads} thread(s)), {chunk} a task")
-        batch.prepare_gradebook(course, todo)
+        gradebook.prepare_gradebook(course, todo)
         coordinator = Coordinator(course, client, workers, settings, say)
         coordinator.run(todo, chunk)
     finally:

@@ -12,8 +12,9 @@ from datetime import datetime
 from pathlib import Path
 
 from .. import gradelog
-from .batch import EVENT_KINDS, Outcome, worker_db_url, zero_grades
+from .batch import EVENT_KINDS, Outcome
 from .course import Course
+from .gradebook import worker_db_url, zero_grades
 from .worker import write_folder
 
 

@@ -23,8 +23,10 @@ from pathlib import Path
 from .. import gradelog
 from ..settings import load as load_settings
 from . import sandbox
-from .batch import GRADING_DIR, Job, Runner, prepare_gradebook
+from .batch import GRADING_DIR, Runner
 from .course import ROOT, Course
+from .gradebook import prepare_gradebook
+from .staging import Job
 
 PACKAGE = Path(__file__).resolve().parents[1]  # autograder/
 SLOTS = 16  # kernels of one worker process get uids of their own, slot by slot
