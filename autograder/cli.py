@@ -64,7 +64,7 @@ def class_report(course: Course) -> str:
 
 
 def demo(course: Course) -> int:
-    from .host.demo import make_class, make_submissions
+    from .demo import make_class, make_submissions
 
     course.clean_scratch()
     _say("building the release from source/ ...")

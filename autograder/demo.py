@@ -10,9 +10,9 @@ import datetime
 
 from nbgrader.api import Gradebook
 
-from .. import zoo
-from .course import Course
-from .submissions import Mutation, fill, read, reference_answers, reference_submission, submit
+from . import zoo
+from .host.course import Course
+from .host.submissions import Mutation, fill, read, reference_answers, reference_submission, submit
 
 PLANTED = {
     "01_lstm_cell": Mutation(

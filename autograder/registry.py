@@ -31,11 +31,6 @@ def checks_module(assignment: str):
     return importlib.import_module(f"autograder.checks.{nb.checks}") if nb else None
 
 
-def zoo_module(assignment: str):
-    nb = NOTEBOOKS.get(assignment)
-    return importlib.import_module(f"autograder.zoo.{nb.zoo}") if nb and nb.zoo else None
-
-
 def hidden_test(assignment: str, grade_id: str):
     """The hidden test that judges a grading cell, or None."""
     module = checks_module(assignment)

@@ -30,9 +30,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from autograder.demo import PLANTED  # noqa: E402
 from autograder.host import batch, sandbox  # noqa: E402
 from autograder.host.course import copy_course  # noqa: E402
-from autograder.host.demo import PLANTED  # noqa: E402
 from autograder.host.submissions import fill, read, reference_answers, reference_submission, submit  # noqa: E402
 
 A = "01_lstm_cell"

@@ -12,9 +12,9 @@ import pytest
 from corpus import A, expect_case, make_autograde
 from corpus.bad import CASES, CONTROLS, OTHER, other_assignment_source
 
+from autograder.demo import PLANTED
 from autograder.host import report
 from autograder.host.course import copy_course
-from autograder.host.demo import PLANTED
 from autograder.host.submissions import reference_submission, submit
 
 

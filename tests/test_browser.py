@@ -31,10 +31,10 @@ from nbgrader.api import Gradebook
 from playwright.sync_api import Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
+from autograder.demo import CLASS, CLASS_ASSIGNMENT, PLANTED, STUDENTS, make_class, make_submissions
 from autograder.host import class_report, report
 from autograder.host.batch import autograde, grade
 from autograder.host.course import ROOT, Course, copy_course
-from autograder.host.demo import CLASS, CLASS_ASSIGNMENT, PLANTED, STUDENTS, make_class, make_submissions
 from autograder.host.submissions import fill, is_solution, nbgrader_meta, read, reference_answers
 
 CHROMIUM = os.environ.get("LSTM_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"

@@ -17,10 +17,10 @@ import pytest
 from corpus import LIMITS, ROOT, VENV, A, environ, make
 from test_postgres import postgres  # noqa: F401 (a fixture: the throwaway PostgreSQL server)
 
+from autograder.demo import PLANTED
 from autograder.host import cluster, localcluster, report
 from autograder.host.batch import grade
 from autograder.host.course import Course, copy_course
-from autograder.host.demo import PLANTED
 from autograder.host.submissions import reference_submission, submit
 from autograder.settings import Settings
 

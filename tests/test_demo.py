@@ -10,9 +10,9 @@ import re
 import pytest
 
 from autograder import cli
+from autograder.demo import CLASS, CLASS_ASSIGNMENT, LATE, PLANTED, STUDENTS, class_mutations
 from autograder.host import class_report, report
 from autograder.host.course import copy_course
-from autograder.host.demo import CLASS, CLASS_ASSIGNMENT, LATE, PLANTED, STUDENTS, class_mutations
 from autograder.host.submissions import read
 
 

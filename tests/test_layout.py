@@ -33,11 +33,37 @@ def _imports(path):
                           else base)
         elif isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.Call) and _called(node) == "importlib.import_module" and node.args:
+            found |= _loaded_by_name(node.args[0])
     return {m for m in found if m.startswith("autograder") and m != name}
 
 
-def test_no_import_cycle():
-    graph = {_module_name(p): _imports(p) for p in PACKAGE.rglob("*.py")}
+def _called(call) -> str:
+    func, names = call.func, []
+    while isinstance(func, ast.Attribute):
+        names.insert(0, func.attr)
+        func = func.value
+    return ".".join([func.id, *names]) if isinstance(func, ast.Name) else ""
+
+
+def _loaded_by_name(arg) -> set:
+    """What ``importlib.import_module(arg)`` may load: the module a literal names, or every module under the
+    literal prefix of an f-string (``f"autograder.checks.{name}"``: every module of autograder.checks)."""
+    if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+        return {arg.value}
+    if isinstance(arg, ast.JoinedStr) and arg.values and isinstance(arg.values[0], ast.Constant):
+        prefix = arg.values[0].value
+        return {m for m in map(_module_name, PACKAGE.rglob("*.py")) if m.startswith(prefix)}
+    raise AssertionError(f"importlib.import_module({ast.unparse(arg)}): name a module, or a package prefix")
+
+
+def _package(module: str) -> str:
+    """The subpackage a module belongs to (autograder.host, ...), or the module itself if it is at the top."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if len(parts) > 2 or (PACKAGE / parts[-1]).is_dir() else module
+
+
+def _assert_acyclic(graph: dict) -> None:
     state = {}
 
     def visit(node, path):
@@ -52,6 +78,23 @@ def test_no_import_cycle():
 
     for node in sorted(graph):
         visit(node, [])
+
+
+def test_no_import_cycle():
+    """Between modules, and between the subpackages (what runs where: host, checks, kernel, zoo), counting the
+    modules loaded by name."""
+    graph = {_module_name(p): _imports(p) for p in PACKAGE.rglob("*.py")}
+    _assert_acyclic(graph)
+    packages: dict[str, set] = {}
+    for module, imported in graph.items():
+        packages.setdefault(_package(module), set()).update(
+            _package(m) for m in imported if _package(m) != _package(module))
+    _assert_acyclic(packages)
+
+
+def test_a_module_loaded_by_name_is_an_edge():
+    registry = _imports(PACKAGE / "registry.py")
+    assert "autograder.checks.lstm_cell" in registry and "autograder.checks.real_data" in registry
 
 
 def test_settings_are_read_in_one_place():

@@ -10,10 +10,10 @@ import sys
 import pytest
 from corpus import FULL, A
 
+from autograder.demo import PLANTED
 from autograder.host import report
 from autograder.host.batch import grade
 from autograder.host.course import ROOT, copy_course
-from autograder.host.demo import PLANTED
 from autograder.host.sandbox import BWRAP_ENV
 from autograder.host.submissions import reference_submission, submit
 

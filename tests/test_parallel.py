@@ -9,10 +9,10 @@ import pytest
 import torch
 from corpus import LIMITS, ZERO, A, answers, environ, make_autograde, reference, release
 
+from autograder.demo import PLANTED
 from autograder.host import batch, report
 from autograder.host.batch import grade
 from autograder.host.course import copy_course
-from autograder.host.demo import PLANTED
 from autograder.host.submissions import fill, reference_submission, submit
 
 # An LSTMCell that is right or wrong by a coin flip on every call: only seeding makes its score repeatable.

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from corpus import LIMITS, A, make_autograde, release
 
+from autograder.demo import PLANTED
 from autograder.host import report
 from autograder.host.course import Course, copy_course
-from autograder.host.demo import PLANTED
 from autograder.host.submissions import reference_submission, submit
 
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))

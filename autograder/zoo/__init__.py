@@ -6,6 +6,7 @@ an independently written correct answer; it must get full marks. Both are placed
 notebook's solution cells and graded exactly as a student's submission.
 """
 
+import importlib
 import re
 from dataclasses import dataclass, field
 
@@ -17,7 +18,9 @@ from ..host.submissions import Mutation, fill, read, reference_answers, submit
 
 
 def _module(assignment):
-    return registry.zoo_module(assignment)
+    """The assignment's zoo module (``registry.NOTEBOOKS``), or None."""
+    nb = registry.NOTEBOOKS.get(assignment)
+    return importlib.import_module(f"autograder.zoo.{nb.zoo}") if nb and nb.zoo else None
 
 
 def mutants(assignment: str) -> list[Mutation]:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import nbformat
 
+from autograder.demo import PLANTED
 from autograder.host.course import ROOT, Course
-from autograder.host.demo import PLANTED
 from autograder.host.submissions import fill, nbgrader_meta, read, reference_answers, submit
 
 A = "01_lstm_cell"
