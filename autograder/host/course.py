@@ -9,19 +9,25 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..settings import load as load_settings
 from .datafiles import remove_non_regular
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[2]  # the checkout, when the package runs from one
 SCRATCH = ("submitted", "autograded", "feedback")
+
+
+def default_root() -> Path:
+    """The course a command works on without COURSE_ROOT: this checkout; for an installed package (no
+    ``nbgrader_config.py`` beside it), the current directory."""
+    return ROOT if (ROOT / "nbgrader_config.py").is_file() else Path.cwd()
 
 
 @dataclass(frozen=True)
 class Course:
-    root: Path = ROOT
+    root: Path = field(default_factory=default_root)
     db_url: str = ""
 
     @property

@@ -24,7 +24,7 @@ from .. import gradelog
 from ..settings import load as load_settings
 from . import sandbox
 from .batch import GRADING_DIR, Runner
-from .course import ROOT, Course
+from .course import Course
 from .gradebook import prepare_gradebook
 from .staging import Job
 
@@ -44,9 +44,9 @@ _slots: set = set()
 
 
 def worker_course() -> Course:
-    """The course this worker grades with: COURSE_ROOT, else the repository its autograder comes from."""
+    """The course this worker grades with: COURSE_ROOT, else the default course (``course.default_root``)."""
     root = load_settings().course_root
-    return Course(root=Path(root).resolve()) if root else Course(root=ROOT)
+    return Course(root=Path(root).resolve()) if root else Course()
 
 
 def tree_hash(path: Path, pattern: str = "*") -> str:
