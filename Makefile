@@ -10,7 +10,8 @@ export LSTM_COURSE_DEVICE := $(DEVICE)
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup assign release solutions autograde feedback grades report lab demo zoo test lint bench screenshots clean
+.PHONY: setup assign release solutions autograde feedback grades report lab demo zoo test lint bench screenshots clean \
+	gpu-check gpu-wheels gpu-install
 
 setup: $(VENV)/.ready
 
@@ -68,6 +69,20 @@ bench: setup
 	mkdir -p bench-results
 	for b in benchmarks/*.py; do $(PY) $$b --out bench-results || exit 1; done
 
+## The GPU path against the CPU (DEVICE=cuda; DEVICE=cpu checks the CPU against itself): every notebook's hidden
+## tests on its reference and sample mutants, TF32 off in the grading kernel, one submission through nbgrader;
+## the table in gpu-check/summary.md, or in $$OUT/summary.md where OUT is set
+gpu-check: setup
+	GRADING_JOBS=$(JOBS) $(PY) -m autograder.gpu_check --out $(or $(OUT),gpu-check)
+
+## The wheels a bare GPU machine lacks (Python 3.12, its own PyTorch), into .whl/ to carry there with the checkout
+gpu-wheels: setup
+	$(PY) -m autograder.gpu_check wheels
+
+## On that machine: .venv over its python3 and PyTorch, with the carried wheels; then `make gpu-check DEVICE=cuda`
+gpu-install:
+	$(PYTHON) -m autograder.gpu_check install
+
 ## The README's screenshots (docs/screenshots/), taken by the browser tests in chromium
 screenshots: setup
 	LSTM_SCREENSHOTS=$(abspath docs/screenshots) $(PY) -m pytest -p no:cacheprovider tests/test_browser.py
@@ -77,4 +92,4 @@ lint: setup
 
 clean:
 	rm -rf submitted autograded feedback gradebook.db grades.csv grades-canvas.csv grades-moodle.csv class-report.html \
-		bench-results .pytest_cache
+		bench-results .pytest_cache gpu-check
