@@ -11,7 +11,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export PYTHONUNBUFFERED := 1
 
 .PHONY: setup assign release solutions autograde feedback grades report lab demo zoo test lint bench screenshots clean \
-	gpu-check gpu-wheels gpu-install
+	gpu-check gpu-wheels gpu-install hub hub-setup hub-remove
 
 setup: $(VENV)/.ready
 
@@ -83,9 +83,30 @@ gpu-wheels: setup
 gpu-install:
 	$(PYTHON) -m autograder.gpu_check install
 
+## A course server, as root: JupyterHub on 127.0.0.1:$(HUB_PORT) with the demo class (Unix users: an instructor,
+## three students), nbgrader's exchange and the Formgrader as the course service; the class lives in $(HUB_HOME)
+HUB_HOME ?= .hub/demo
+HUB_PORT ?= 8000
+hub: hub-setup
+	$(PY) -m autograder.hub.make_class --home $(HUB_HOME) --port $(HUB_PORT)
+	$(PY) -m autograder.hub.run --home $(HUB_HOME)
+
+## The hub's proxy: configurable-http-proxy as hub/package-lock.json pins it, into .hub/node (npm, Node.js)
+hub-setup: setup .hub/node/.ready
+
+.hub/node/.ready: hub/package.json hub/package-lock.json
+	mkdir -p .hub/node
+	cp hub/package.json hub/package-lock.json .hub/node/
+	npm ci --prefix .hub/node --no-audit --no-fund --loglevel=error
+	touch $@
+
+## Take the demo class away again: its users, their homes and processes, $(HUB_HOME)
+hub-remove: setup
+	$(PY) -m autograder.hub.make_class --home $(HUB_HOME) --remove
+
 ## The README's screenshots (docs/screenshots/), taken by the browser tests in chromium
 screenshots: setup
-	LSTM_SCREENSHOTS=$(abspath docs/screenshots) $(PY) -m pytest -p no:cacheprovider tests/test_browser.py
+	LSTM_SCREENSHOTS=$(abspath docs/screenshots) $(PY) -m pytest -p no:cacheprovider tests/test_browser.py tests/test_hub.py
 
 lint: setup
 	$(VENV)/bin/ruff check .
