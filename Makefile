@@ -62,7 +62,7 @@ zoo: setup
 
 test: setup
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -n $(JOBS) --dist loadfile --durations=25 tests
+	$(PY) -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder --durations=25 tests
 
 ## Benchmarks (not tests): speed ladder vs torch.nn.LSTM, grading throughput; results in bench-results/
 bench: setup

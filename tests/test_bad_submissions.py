@@ -14,17 +14,15 @@ from corpus.bad import CASES, CONTROLS, OTHER, other_assignment_source
 
 from autograder.demo import PLANTED
 from autograder.host import report
-from autograder.host.course import copy_course
 from autograder.host.submissions import reference_submission, submit
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    course = copy_course(tmp_path_factory.mktemp("bad"))
+def graded(tmp_path_factory, released):
+    course = released(tmp_path_factory.mktemp("bad"), A)
     other = course.root / "source" / OTHER
     other.mkdir()
     nbformat.write(other_assignment_source(), other / f"{OTHER}.ipynb")
-    course.nbgrader("generate_assignment", A, "--force")
     course.nbgrader("generate_assignment", OTHER, "--force")
     for case in CASES:
         case.build(course, case.name)

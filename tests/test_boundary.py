@@ -69,10 +69,8 @@ def rows(course, student: str) -> list:
 
 
 @pytest.fixture(scope="module")
-def boundary(tmp_path_factory):
-    course = copy_course(tmp_path_factory.mktemp("boundary"))
-    course.nbgrader("generate_assignment", A, "--force")
-    course.nbgrader("generate_assignment", A2, "--force")
+def boundary(tmp_path_factory, released):
+    course = released(tmp_path_factory.mktemp("boundary"), A, A2)
     secret = course.root / "instructor_secret.txt"
     secret.write_text("INSTRUCTOR-SECRET-" + os.urandom(8).hex())
     # a student graded in an earlier batch, whose submission has since been archived

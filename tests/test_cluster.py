@@ -30,6 +30,11 @@ TOTALS = {"reference": 13.0, "planted_bug": 7.0, "broken": 0.0}
 
 def _submit(course, students=TOTALS):
     course.nbgrader("generate_assignment", A, "--force")
+    _hand_in(course, students)
+
+
+def _hand_in(course, students=TOTALS):
+    """The students' notebooks in ``submitted/`` of a released course."""
     for student in students:
         if student == "broken":
             folder = course.dir("submitted") / student / A
@@ -117,11 +122,10 @@ def _autograde(course, address, env=None, timeout=900):
 
 
 @pytest.fixture(scope="module")
-def dask_cluster(tmp_path_factory):
+def dask_cluster(tmp_path_factory, released):
     """A scheduler (a task whose worker dies is not retried: the fallback path is what is tested) and two
     workers, w1 with a (fake) GPU resource; w3, started from a course whose release differs, is refused."""
-    other = copy_course(tmp_path_factory.mktemp("other-release"))
-    other.nbgrader("generate_assignment", A, "--force")
+    other = released(tmp_path_factory.mktemp("other-release"), A)
     nb = nbformat.read(other.notebook("notebooks", A), as_version=4)
     nb.cells[0].source += "\n\nAn edited sentence: this release is not the class's."
     nbformat.write(nb, other.notebook("notebooks", A))
@@ -138,11 +142,11 @@ def dask_cluster(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def serial_and_clustered(dask_cluster, tmp_path_factory):
-    serial = copy_course(tmp_path_factory.mktemp("serial"))
-    clustered = copy_course(tmp_path_factory.mktemp("clustered"))
+def serial_and_clustered(dask_cluster, tmp_path_factory, released):
+    serial = released(tmp_path_factory.mktemp("serial"), A)
+    clustered = released(tmp_path_factory.mktemp("clustered"), A)
     for course in (serial, clustered):
-        _submit(course)
+        _hand_in(course)
     with environ(**LIMITS, LSTM_GRADER_SEED=SEED):
         one = grade(serial, A, jobs=1)
     done = _autograde(clustered, dask_cluster.address, {"LSTM_GRADER_SEED": SEED})

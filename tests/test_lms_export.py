@@ -19,7 +19,7 @@ from nbgrader.api import Gradebook
 
 from autograder import cli
 from autograder.host import report
-from autograder.host.course import ROOT, copy_course
+from autograder.host.course import ROOT
 
 A = "01_lstm_cell"
 STUDENTS = {"ada": ("Ada", "Lovelace", "ada@example.org", 1.0), "alan": ("Alan", "Turing", None, 0.5),
@@ -27,9 +27,8 @@ STUDENTS = {"ada": ("Ada", "Lovelace", "ada@example.org", 1.0), "alan": ("Alan",
 
 
 @pytest.fixture(scope="module")
-def course(tmp_path_factory):
-    course = copy_course(tmp_path_factory.mktemp("lms"))
-    course.nbgrader("generate_assignment", A, "--force")
+def course(tmp_path_factory, released):
+    course = released(tmp_path_factory.mktemp("lms"), A)
     with Gradebook(course.db) as gb:
         for student, (first, last, email, share) in STUDENTS.items():
             gb.update_or_create_student(student, first_name=first, last_name=last, email=email)

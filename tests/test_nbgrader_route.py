@@ -13,7 +13,7 @@ from corpus import FULL, A
 from autograder.demo import PLANTED
 from autograder.host import report
 from autograder.host.batch import grade
-from autograder.host.course import ROOT, copy_course
+from autograder.host.course import ROOT
 from autograder.host.sandbox import BWRAP_ENV
 from autograder.host.submissions import reference_submission, submit
 
@@ -22,9 +22,8 @@ STUDENTS = ("reference", "planted_bug")
 
 
 @pytest.fixture(scope="module")
-def course(tmp_path_factory):
-    course = copy_course(tmp_path_factory.mktemp("route"))
-    course.nbgrader("generate_assignment", A, "--force")
+def course(tmp_path_factory, released):
+    course = released(tmp_path_factory.mktemp("route"), A)
     submit(course, "reference", A, reference_submission(course, A))
     submit(course, "planted_bug", A, reference_submission(course, A, PLANTED[A]))
     return course

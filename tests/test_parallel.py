@@ -1,9 +1,12 @@
 """Parallel grading into one gradebook gives exactly what serial grading gives; the same submission
 always gets the same score; JOBS and DEVICE reach the grader through `make autograde`; without
-bubblewrap grading still works and says so loudly."""
+bubblewrap grading still works and says so loudly.
+
+The module's two graded courses are read, never changed: a test that grades more does it in its own copy."""
 
 import json
 import os
+import shutil
 
 import pytest
 import torch
@@ -12,7 +15,7 @@ from corpus import LIMITS, ZERO, A, answers, environ, make_autograde, reference,
 from autograder.demo import PLANTED
 from autograder.host import batch, report
 from autograder.host.batch import grade
-from autograder.host.course import copy_course
+from autograder.host.course import Course
 from autograder.host.submissions import fill, reference_submission, submit
 
 # An LSTMCell that is right or wrong by a coin flip on every call: only seeding makes its score repeatable.
@@ -45,12 +48,12 @@ def _submissions(course):
 
 SEED = "20261201"
 
+
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    serial = copy_course(tmp_path_factory.mktemp("serial"))
-    parallel = copy_course(tmp_path_factory.mktemp("parallel"))
+def runs(tmp_path_factory, released):
+    serial = released(tmp_path_factory.mktemp("serial"), A)
+    parallel = released(tmp_path_factory.mktemp("parallel"), A)
     for course in (serial, parallel):
-        course.nbgrader("generate_assignment", A, "--force")
         _submissions(course)
     # every grading run draws its own inputs; with the same grader seed both draw the same, so that even
     # the numbers in the messages agree
@@ -58,6 +61,24 @@ def runs(tmp_path_factory):
         one = grade(serial, A, jobs=1)
     two = make_autograde(parallel, jobs=2, env={"LSTM_GRADER_SEED": SEED})
     return serial, parallel, one, two
+
+
+def graded_copy(course: Course, dest) -> Course:
+    """A copy of a graded course (source, release, submissions, graded notebooks, logs, gradebook) in ``dest``."""
+    shutil.copytree(course.root, dest, symlinks=True)
+    return Course(root=dest, db_url=f"sqlite:///{dest / 'gradebook.db'}")
+
+
+@pytest.fixture
+def serial(runs, tmp_path) -> Course:
+    """The serially graded course, copied: this test may grade more in it."""
+    return graded_copy(runs[0], tmp_path / "serial")
+
+
+@pytest.fixture
+def parallel(runs, tmp_path) -> Course:
+    """The course graded two at a time, copied: this test may grade more in it."""
+    return graded_copy(runs[1], tmp_path / "parallel")
 
 
 def _grades(course):
@@ -116,8 +137,7 @@ def test_the_default_is_one_job_per_core():
     assert batch.default_jobs() == os.cpu_count()
 
 
-def test_device_cuda_without_a_gpu_stops_with_a_clear_message(runs):
-    _, parallel, _, _ = runs
+def test_device_cuda_without_a_gpu_stops_with_a_clear_message(parallel):
     done = make_autograde(parallel, jobs=2, device="cuda")
     if torch.cuda.is_available():
         assert done.returncode == 0, done.stdout + done.stderr
@@ -127,8 +147,7 @@ def test_device_cuda_without_a_gpu_stops_with_a_clear_message(runs):
         assert "DEVICE=cuda asks for a GPU, but PyTorch sees no CUDA device" in done.stderr + done.stdout
 
 
-def test_without_bubblewrap_grading_still_works_and_says_so(runs):
-    serial, _, _, _ = runs
+def test_without_bubblewrap_grading_still_works_and_says_so(serial):
     with environ(**LIMITS, LSTM_BWRAP="/nonexistent/bwrap"):
         done = grade(serial, A, "reference", jobs=1)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -139,12 +158,11 @@ def test_without_bubblewrap_grading_still_works_and_says_so(runs):
     assert '"sandbox": "none"' in log and '"kind": "boot"' in log and '"kind": "graded"' in log
 
 
-def test_a_submission_nbgrader_cannot_finish_gets_zero_and_a_message(runs):
+def test_a_submission_nbgrader_cannot_finish_gets_zero_and_a_message(serial):
     """Past the wall-clock limit of its nbgrader process, a submission is graded as the unanswered release,
     with a note, and the batch goes on."""
     from corpus import with_cell_after
 
-    serial, _, _, _ = runs
     submit(serial, "sleepy", A, with_cell_after(reference(serial), "sigmoid", "import time\ntime.sleep(120)\n"))
     with environ(CELL_TIMEOUT="200", NOTEBOOK_BUDGET="300", GRADING_TIMEOUT="25"):
         done = grade(serial, A, "sleepy", jobs=1)
@@ -157,10 +175,9 @@ def test_a_submission_nbgrader_cannot_finish_gets_zero_and_a_message(runs):
     assert _grades(serial)[("reference", "cell_forward")] == 3.0  # the others keep their grades
 
 
-def test_a_notebook_nbgrader_never_reaches_is_tried_again_then_graded_as_the_release(runs):
+def test_a_notebook_nbgrader_never_reaches_is_tried_again_then_graded_as_the_release(serial):
     """An nbgrader process stopped before it starts the kernel (here: a 1-second limit) leaves the notebook
     unreached; it is tried again a bounded number of times, then falls back, and the batch ends."""
-    serial, _, _, _ = runs
     submit(serial, "unreached", A, reference(serial))
     with environ(GRADING_TIMEOUT="1"):
         done = grade(serial, A, "unreached", jobs=1)

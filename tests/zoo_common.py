@@ -4,15 +4,8 @@ subclasses ``ZooTests`` with its assignment."""
 import pytest
 
 from autograder import zoo
-from autograder.host.course import copy_course
 
 NAMED_TARGET = 0.8
-
-
-def graded_zoo(tmp_path_factory, assignment):
-    course = copy_course(tmp_path_factory.mktemp(f"zoo-{assignment}"))
-    course.nbgrader("generate_assignment", assignment, "--force")
-    return zoo.run(course, assignment)
 
 
 def check_mutants_caught(outcomes):
@@ -50,8 +43,9 @@ class ZooTests:
     A = ""
 
     @pytest.fixture(scope="class")
-    def outcomes(self, tmp_path_factory):
-        return graded_zoo(tmp_path_factory, self.A)
+    @classmethod
+    def outcomes(cls, tmp_path_factory, released):
+        return zoo.run(released(tmp_path_factory.mktemp(f"zoo-{cls.A}"), cls.A), cls.A)
 
     def test_every_mutant_loses_points_on_its_exercise(self, outcomes):
         check_mutants_caught(outcomes)
