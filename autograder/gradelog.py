@@ -37,6 +37,9 @@ KINDS = {
     "probe-silent": (True, "NO ANSWER from the kernel's probe in {cell}: {detail}"),
     "ready-made": (True, "ready-made LSTM called in {cell}: {detail}"),
     "ready-made-source": (True, "ready-made LSTM in the submitted source: {detail}"),
+    "evasion-source": (True, "EVASION in the submitted source: {detail}"),
+    "forbidden-source": (False, "forbidden call in the submitted source: {detail}"),
+    "withheld": (False, "{cell}: points withheld ({rule}, {finding}); passed on its own: {passed}"),
 }
 ATTEMPTS = frozenset(kind for kind, (attempt, _) in KINDS.items() if attempt)
 

@@ -24,12 +24,13 @@ class Settings:
     grader_seed: int | None = None  # LSTM_GRADER_SEED: reproduce a grading run's inputs (default: fresh each run)
     grading_log: str = ""  # LSTM_GRADING_LOG: directory of the grading logs (the batch sets it)
     sandbox: str = "auto"  # LSTM_SANDBOX: auto | bwrap | none
-    memory_mb: int = 6144  # LSTM_KERNEL_MEMORY_MB
+    memory_mb: int = 6144  # LSTM_KERNEL_MEMORY_MB: resident memory plus the kernel's files in memory (its folders)
     cpu_seconds: int = 1800  # LSTM_KERNEL_CPU_SECONDS
     procs: int = 256  # LSTM_KERNEL_PROCS
     threads: int = 0  # LSTM_KERNEL_THREADS (0: cores / jobs)
     uid: int = 0  # LSTM_SANDBOX_UID (run as root: the kernels' uid)
     tmp_mb: int = 512  # LSTM_KERNEL_TMP_MB: the kernel's private /tmp
+    scratch_mb: int = 512  # LSTM_KERNEL_SCRATCH_MB: what the kernel may write in its own folder, beyond the data files
     grading_kernel: str = "lstm-course"  # GRADING_KERNEL: the kernelspec nbgrader grades in (the batch sets it)
     ipc_prefix: str = ""  # LSTM_IPC_PREFIX: the kernels' socket path prefix (the batch sets it)
     course_root: str = ""  # COURSE_ROOT: the course directory (default: this repository)
@@ -44,7 +45,8 @@ ENV = {  # field -> environment variable
     "db_url": "DB_URL", "show_hidden_tests": "SHOW_HIDDEN_TESTS", "grader_seed": "LSTM_GRADER_SEED",
     "grading_log": "LSTM_GRADING_LOG", "sandbox": "LSTM_SANDBOX", "memory_mb": "LSTM_KERNEL_MEMORY_MB",
     "cpu_seconds": "LSTM_KERNEL_CPU_SECONDS", "procs": "LSTM_KERNEL_PROCS", "threads": "LSTM_KERNEL_THREADS",
-    "uid": "LSTM_SANDBOX_UID", "tmp_mb": "LSTM_KERNEL_TMP_MB", "grading_kernel": "GRADING_KERNEL",
+    "uid": "LSTM_SANDBOX_UID", "tmp_mb": "LSTM_KERNEL_TMP_MB",
+    "scratch_mb": "LSTM_KERNEL_SCRATCH_MB", "grading_kernel": "GRADING_KERNEL",
     "ipc_prefix": "LSTM_IPC_PREFIX", "course_root": "COURSE_ROOT", "cluster": "CLUSTER",
     "cluster_resources": "CLUSTER_RESOURCES", "task_timeout": "CLUSTER_TASK_TIMEOUT",
 }

@@ -15,7 +15,7 @@ from corpus.hostile import CONTROLS, cases, planted
 
 from autograder.host import report, sandbox
 from autograder.host.batch import grade
-from autograder.host.course import ROOT, copy_course
+from autograder.host.course import ROOT
 from autograder.host.submissions import reference_submission, submit
 
 CANARY = "/tmp/lstm-course-canary.txt"
@@ -26,9 +26,8 @@ def _digest(path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def attacked(tmp_path_factory):
-    course = copy_course(tmp_path_factory.mktemp("hostile"))
-    course.nbgrader("generate_assignment", A, "--force")
+def attacked(tmp_path_factory, released):
+    course = released(tmp_path_factory.mktemp("hostile"), A)
     secret = "INSTRUCTOR-SECRET-" + os.urandom(8).hex()
     (course.root / "instructor_secret.txt").write_text(secret)
     canary = "HOST-CANARY-" + os.urandom(8).hex()
@@ -166,6 +165,7 @@ try:
 except OSError as err:
     print("no network:", err.errno)
 open("inside.txt", "w").write("ok")
+print(open("inside.txt").read())
 """)
     finally:
         listener.close()
@@ -183,7 +183,7 @@ open("inside.txt", "w").write("ok")
     assert visible <= allowed, visible
     assert lines[3].startswith("no network")
     assert listener.connections == []
-    assert (tmp_path / "inside.txt").read_text() == "ok"
+    assert lines[4] == "ok" and not (tmp_path / "inside.txt").exists()  # the kernel's folder stays in the sandbox
 
 
 def test_a_fork_bomb_stops_at_the_process_limit(tmp_path, bwrap):
@@ -223,3 +223,16 @@ def test_kernel_records_are_claims_and_forgeries_are_garbled():
         "kind": "attempt", "from": "kernel", "event": "socket.connect", "what": "network access"}
     for forged in (b"1\tpass\ttest=autograder.checks.lstm_cell.sigmoid_values\t0123", b"graded", b"x" * 9000):
         assert sandbox.kernel_record(forged)["kind"] == "garbled"
+
+
+def test_a_flood_on_the_kernels_channel_stops_at_a_bounded_log(tmp_path):
+    """Student code can write to the kernel's channel: the grading log keeps a bounded number of its lines."""
+    log = tmp_path / "student.jsonl"
+    r, w = os.pipe()
+    os.write(w, b"attempt\tevent=socket.connect\twhat=network access\n" * 3 + b"x\n" * 5000)
+    os.close(w)
+    sandbox.GradingLog(str(log), {}).pump(r)
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(records) == sandbox.MAX_KERNEL_RECORDS + 1
+    assert [r["kind"] for r in records[:3]] == ["attempt"] * 3
+    assert records[-1]["kind"] == "garbled" and "the rest were dropped" in records[-1]["detail"]

@@ -7,7 +7,7 @@ For each (assignment, student):
    The staged copy goes to ``autograded/.grading/staged``; ``submitted/`` is never touched.
 2. **Grading**: ``nbgrader autograde ASSIGNMENT`` with ``--CourseDirectory.submitted_directory`` pointing
    at the staged copies of a few submissions (nbgrader's start-up costs seconds; a chunk shares it), the
-   sandboxed kernel of ``autograder/sandbox.py``, its own socket directory, and a wall-clock limit per
+   sandboxed kernel of ``autograder/host/sandbox.py``, its own socket directory, and a wall-clock limit per
    notebook. ``jobs`` such processes run at once (default: one per core); each kernel gets cores/jobs
    threads. A notebook counts as graded when ``autograder.host.execute.MarkGraded`` logged it, after nbgrader
    saved its grades.

@@ -3,10 +3,13 @@
 Per assignment and exercise: the score distribution (a matplotlib plot, embedded), then the misconceptions
 ranked by how many students hold them, each a stable bug id with its count, share of the class, students
 and one example message. Then the students stuck on several exercises, late and missing submissions and
-the slowest notebooks to grade. Nothing is graded again: scores come from the gradebook, bug ids from the
-``verdict`` records the executor wrote to the grading log (``autograder/gradelog.py``), timings from the
-same log. No HTML from a student's notebook is copied in; every string on the page is escaped, and the
-page has no script.
+the slowest notebooks to grade, and the submissions *for review*: where the grader's scan of the source
+(``autograder.checks.scan``) withheld points for a ready-made LSTM, evasion or a forbidden call, with the cell
+and line and what each hidden test said on its own, so that an instructor can look and overrule it in the
+Formgrader. Nothing is graded again: scores come from the gradebook, bug ids from the ``verdict`` records
+the executor wrote to the grading log (``autograder/gradelog.py``), the withheld cells from its ``withheld``
+records, timings from the same log. No HTML from a student's notebook is copied in; every string on the
+page is escaped, and the page has no script.
 
 A student's misconceptions on an exercise are the bug ids of the grading cells there that lost points:
 the named ones (a specific mistake the check diagnosed) if any, else the first cell's generic id (which
@@ -44,6 +47,20 @@ class Misconception:
 
 
 @dataclass
+class Review:
+    """One finding of the source scan that withheld points of one submission."""
+
+    student: str
+    assignment: str
+    finding: str  # cell, line and code
+    what: str
+    rule: str  # "ready-made", "evasion" or "forbidden"
+    cells: list[tuple[str, bool]]  # (grade_id, did the hidden test pass on its own?)
+    score: float  # those cells' points in the gradebook now: an instructor's override shows here
+    max_score: float
+
+
+@dataclass
 class ClassReport:
     assignments: list[str]
     rows: list[report.Score]
@@ -53,6 +70,7 @@ class ClassReport:
     late: list[tuple[str, str, float]]  # (student, assignment, seconds late)
     missing: dict[str, list[str]]  # assignment -> students without a submission
     slowest: list[tuple[float, str, str]]  # (seconds, assignment, student)
+    review: list[Review] = field(default_factory=list)
     written: str = ""
 
     def of(self, assignment: str, exercise: str | None = None) -> list[Misconception]:
@@ -73,7 +91,7 @@ def collect(course: Course) -> ClassReport:
         grouped.setdefault((r.assignment, r.student), []).append(r)
     submitted = {a: sorted(s for b, s in grouped if b == a) for a in assignments}
     found: dict[tuple[str, str, str], Misconception] = {}
-    stuck, slowest = [], []
+    stuck, slowest, review = [], [], []
     for assignment in assignments:
         source = read(course.notebook("source", assignment))
         order = list(report.exercises(source))  # grade ids, notebook order
@@ -81,11 +99,12 @@ def collect(course: Course) -> ClassReport:
                    if nbgrader_meta(c).get("grade") and nbgrader_meta(c).get("solution")}  # no check to name a bug
         for student in submitted[assignment]:
             path = log_file(course, assignment, student)
-            verdicts = gradelog.verdicts(path)
-            times = [r["time"] for r in gradelog.read(path) if isinstance(r.get("time"), (int, float))]
+            verdicts, records = gradelog.verdicts(path), gradelog.read(path)
+            times = [r["time"] for r in records if isinstance(r.get("time"), (int, float))]
             if len(times) > 1:
                 slowest.append((max(times) - min(times), assignment, student))
             mine = grouped[(assignment, student)]
+            review += _for_review(assignment, student, records, mine)
             lost = {r.grade_id: r for r in mine if r.score < r.max_score and r.grade_id not in by_hand}
             by_exercise: dict[str, list[dict]] = {}
             for grade_id in sorted(lost, key=lambda g: order.index(g) if g in order else len(order)):
@@ -117,7 +136,28 @@ def collect(course: Course) -> ClassReport:
     late, everyone = _late_and_students(course)
     missing = {a: [s for s in everyone if s not in submitted[a]] for a in assignments}
     slowest.sort(reverse=True)
-    return ClassReport(assignments, rows, submitted, ranked, stuck, late, missing, slowest[:SLOWEST])
+    return ClassReport(assignments, rows, submitted, ranked, stuck, late, missing, slowest[:SLOWEST], review)
+
+
+def _for_review(assignment: str, student: str, records: list[dict], mine: list[report.Score]) -> list[Review]:
+    """The findings that withheld points in the last grading run (``withheld`` records, the executor's own)."""
+    withheld: dict[tuple[str, str, str], list] = {}
+    for r in records:
+        if "from" in r:
+            continue
+        if r.get("kind") == "grading":
+            withheld = {}
+        elif r.get("kind") == "withheld" and isinstance(r.get("cell"), str):
+            key = (str(r.get("finding", "?")), str(r.get("what", "?")), str(r.get("rule", "?")))
+            withheld.setdefault(key, []).append((r["cell"], r.get("passed") is True))
+    grades = {r.grade_id: r for r in mine}
+    out = []
+    for (finding, what, rule), cells in withheld.items():
+        cells = list(dict.fromkeys(cells))
+        scored = [grades[g] for g, _ in cells if g in grades]
+        out.append(Review(student, assignment, finding, what, rule, cells, sum(r.score for r in scored),
+                          sum(r.max_score for r in scored)))
+    return out
 
 
 def _late_and_students(course: Course):
@@ -230,6 +270,7 @@ def render(data: ClassReport, title: str = "What the class got wrong") -> str:
                            f"<td class='who'>{_students(m.students)}</td>"
                            f"<td class='example'>{_e(m.example[:400])}</td></tr>")
             out.append("</table>")
+    out.append(_review_section(data.review))
     out.append(f"<h2 id='stuck'>Stuck on several exercises</h2><p>Points lost on {STUCK_AT} or more exercises "
                "of one assignment.</p>")
     out.append(_table(["student", "assignment", "exercises"], [
@@ -244,6 +285,27 @@ def render(data: ClassReport, title: str = "What the class got wrong") -> str:
         (f"{sec:.1f}", a, s) for sec, a, s in data.slowest], "slowest"))
     out.append("</body></html>")
     return "\n".join(out)
+
+
+OVERRULE = ("To give points back: in the Formgrader (<code>jupyter lab</code> in the course directory, "
+            "<i>Nbgrader → Formgrader → Manual Grading</i>, the assignment, the notebook, the student), type the "
+            "points into the score box of each grading cell listed. nbgrader keeps them as the cell's manual "
+            "score, which takes precedence over the autograder's; <code>make grades</code> and this page read it.")
+
+
+def _review_section(review: list[Review]) -> str:
+    """The submissions whose points the source scan withheld, with what to look at."""
+    head = ("<h2 id='review'>For review: points withheld by the source scan</h2><p>The grader reads the code of "
+            "every cell a student wrote and withholds the points of code that uses PyTorch's ready-made LSTM, "
+            "reaches around the rules (evasion: torch's C layer, code run from strings, a module's attributes by "
+            "a built name, ...) or calls what an exercise forbids. The hidden tests still ran: <i>passed on its "
+            f"own</i> says what a test gave before the points were withheld. {OVERRULE}</p>")
+    rows = [(r.student, r.assignment, r.rule, r.finding, r.what,
+             ", ".join(f"{g} ({'passed' if ok else 'failed'} on its own)" for g, ok in r.cells),
+             f"{report._fmt(r.score)} / {report._fmt(r.max_score)}")
+            for r in sorted(review, key=lambda r: (r.assignment, r.student))]
+    return head + _table(["student", "assignment", "rule", "where", "what", "grading cells withheld", "points now"],
+                         rows, "review", empty="No points were withheld.")
 
 
 def _duration(seconds: float) -> str:

@@ -36,7 +36,8 @@ from .staging import Job
 from .worker import fingerprint, grade_task, read_folder
 
 POLL = 2.0  # seconds between looks at what the workers are running
-PASSED_ON = ("device", "grader_seed", "memory_mb", "cpu_seconds", "procs", "tmp_mb")  # settings a task carries
+# settings a task carries
+PASSED_ON = ("device", "grader_seed", "memory_mb", "cpu_seconds", "procs", "tmp_mb", "scratch_mb")
 
 
 def connect(address: str, timeout: float = 30):

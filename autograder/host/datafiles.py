@@ -2,7 +2,8 @@
 
 Used twice on the way from a submission to a kernel: staging copies ``submitted/<student>/<assignment>``
 (the student's files) to the folder nbgrader grades, and the sandbox launcher copies nbgrader's folder
-into a fresh scratch directory that only the kernel writes. Neither the source nor anything in it is
+into a fresh folder of its own, which the sandboxed kernel sees read-only and copies into its in-memory
+folder (without the sandbox, the kernel works in it). Neither the source nor anything in it is
 trusted: the walk goes through directory file descriptors and ``O_NOFOLLOW``, so a symbolic link, a
 FIFO, a socket or a device is never opened, let alone followed, and a file is read only after
 ``fstat`` says it is still the regular file ``lstat`` saw. A regular file with more than one link is

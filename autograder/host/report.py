@@ -12,8 +12,9 @@ from pathlib import Path
 
 from nbgrader.api import Assignment, Grade, Gradebook, GradeCell, Student, SubmittedAssignment, SubmittedNotebook
 
+from ..cells import exercises
 from .course import Course
-from .submissions import is_solution, nbgrader_meta, read
+from .submissions import read
 
 
 @dataclass(frozen=True)
@@ -24,18 +25,6 @@ class Score:
     grade_id: str
     score: float
     max_score: float
-
-
-def exercises(source_nb) -> dict[str, str]:
-    """grade cell id -> the solution cell it grades (the nearest solution cell above it)."""
-    owner, current = {}, "setup"
-    for cell in source_nb.cells:
-        meta = nbgrader_meta(cell)
-        if is_solution(cell):
-            current = meta["grade_id"]
-        elif meta.get("grade"):
-            owner[meta["grade_id"]] = meta["grade_id"] if meta.get("solution") else current
-    return owner
 
 
 def scores(course: Course, students: list[str] | None = None) -> list[Score]:

@@ -5,16 +5,35 @@ runs ``python -m autograder.host.sandbox kernel {connection_file}``, this module
 The launcher starts the real kernel (``autograder.kernel.boot.main``, then ipykernel) inside bubblewrap:
 
 - the file system holds only what the kernel needs: /usr, the Python installation and the environment,
-  read-only; the notebook's own directory (``autograded/<student>/<assignment>``) and a private /tmp,
-  writable; the directory of the kernel's ``ipc`` sockets. Not the course: not source/, solutions/,
-  the gradebook, other students' work or the grader's hidden tests: of the grader it gets only
+  read-only; its own folder (its cwd, with a copy of the data files beside the notebook), a private /tmp
+  and a folder for its ``ipc`` sockets, writable, all three in memory and bounded (below). Not the course:
+  not source/, solutions/, the gradebook, other students' work or the grader's hidden tests: of the grader it gets only
   ``autograder/kernel`` (the probe), in an archive that it deletes before the first cell;
 - no network (its own, empty network namespace: the kernel talks to nbgrader over unix sockets,
   which is why the kernel manager uses the ``ipc`` transport), its own PID, IPC and UTS namespaces,
   ``interrupt_mode: message`` (signals cannot reach into the PID namespace);
-- limits: address space (memory), CPU seconds, processes, file size, a bounded /tmp, and a watchdog on
-  resident memory; run as root, each kernel also gets its own unprivileged uid, so process limits and
-  signals cannot touch another kernel.
+- limits: address space (memory), CPU seconds, processes, file size, bounded folders (below), and a
+  watchdog on resident memory; run as root, each kernel also gets its own unprivileged uid, so process
+  limits and signals cannot touch another kernel.
+
+Disk: nothing a sandboxed kernel writes lands on the host's disk. Its folder is a tmpfs of ``scratch_mb``
+(``LSTM_KERNEL_SCRATCH_MB``) on top of its data files: the launcher's copy of them (``datafiles.copy_data``, at
+most 64 MB, on the host) is bound read-only at ``/grader/data`` and the kernel's first line (``COPY_IN``)
+copies it into the tmpfs. /tmp is a tmpfs of ``tmp_mb``. Writing past either fails in the kernel (ENOSPC).
+The sockets: ipykernel binds them (nbgrader connects), so the kernel needs a folder it can write. nbgrader's
+socket folder, shared with the kernels before and after this one, would let it fill the host's disk, and
+write access to it cannot be taken back in time (ipykernel binds, and the first cell can run, before the
+launcher's next look); watching it would miss a file deleted while kept open. So the kernel gets a 1 MiB
+tmpfs of its own at that folder's path and binds there, and the launcher puts at each socket path on the host
+a symbolic link to the socket through ``/proc/<sandbox>/root``, which nbgrader's connections follow: the
+kernel never sees the host's socket folder. tmpfs pages are memory:
+the watchdog adds the bytes and files in the sandbox's in-memory file systems (its folder, /tmp, /grader, the
+socket folder, and bubblewrap's own / and /dev, which a kernel started without root can write) to its
+resident memory and stops it past ``memory_mb``.
+
+Without bubblewrap nothing bounds the disk: the kernel can write wherever this user can. The launcher still
+watches its folder and the socket folder (anything there but a socket) every half second and stops a kernel
+whose files there pass the folder's limit; a file written elsewhere, or deleted while kept open, escapes it.
 
 Without a working bubblewrap the launcher runs the kernel with the limits only and says so loudly
 (``probe``, ``describe``); ``LSTM_SANDBOX=none`` asks for that on purpose, ``LSTM_SANDBOX=bwrap`` makes
@@ -41,7 +60,7 @@ from pathlib import Path
 from .. import gradelog
 from ..settings import ENV, Settings
 from ..settings import load as load_settings
-from .datafiles import copy_data
+from .datafiles import Copied, copy_data
 
 KERNEL_NAME = "lstm-course-sandbox"
 BOOT = "import sys; sys.path.insert(0, sys.argv[1]); import autograder.kernel.boot as b; b.main(sys.argv[1:])"
@@ -57,13 +76,21 @@ MODE_ENV, CPU_ENV, THREADS_ENV, UID_ENV, DEVICE_ENV = (ENV[k] for k in (
 BWRAP_ENV = "LSTM_BWRAP"  # the bubblewrap binary (default: bwrap on PATH)
 DEFAULT_CPU_SECONDS = Settings().cpu_seconds
 FILE_SIZE_MB = 512
+DATA_IN = "/grader/data"  # the launcher's copy of the data files, as the sandbox sees it (read-only)
+# The kernel's first line: its data files into its folder (the tmpfs it starts in), then BOOT.
+COPY_IN = ("import os, shutil\n"
+           f"for e in os.scandir({DATA_IN!r}):\n"
+           "    (shutil.copytree if e.is_dir(follow_symlinks=False) else shutil.copy2)(e.path, e.name)\n")
+IPC_TMPFS_BYTES = 2**20  # the kernel's socket folder: sockets take no space
+INODE_BYTES = 1024  # what one file costs the host's memory on a tmpfs whatever its size (inode and name), roughly
 
 
 def settings() -> dict:
     """The launcher's settings (``autograder/settings.py``), as the dict the functions below take."""
     s = load_settings()
     return {"mode": s.sandbox, "memory_mb": s.memory_mb, "cpu_seconds": s.cpu_seconds, "procs": s.procs,
-            "threads": s.threads, "uid": s.uid, "log": s.grading_log, "tmp_mb": s.tmp_mb, "device": s.device}
+            "threads": s.threads, "uid": s.uid, "log": s.grading_log, "tmp_mb": s.tmp_mb, "device": s.device,
+            "scratch_mb": s.scratch_mb}
 
 
 def write_kernelspec(dest: Path) -> Path:
@@ -106,9 +133,24 @@ def _python_roots() -> list[str]:
     return [r for r in kept if not r.startswith("/usr/") and r != "/usr"]
 
 
+def scratch_bytes(cfg: dict, copied: Copied | None = None) -> int:
+    """The size of the kernel's folder: ``scratch_mb`` on top of the data files (a page per entry for rounding)."""
+    return cfg["scratch_mb"] * 2**20 + (copied.bytes + copied.entries * 4096 if copied else 0)
+
+
+def memory_mounts(scratch: str, ipc_dir: str | None) -> list[str]:
+    """The sandbox's file systems in memory (tmpfs) that the kernel can write, as paths inside it."""
+    return ["/", "/dev", "/tmp", "/grader", scratch] + ([ipc_dir] if ipc_dir else [])
+
+
 def bwrap_argv(scratch: str, ipc_dir: str | None, cfg: dict, fds: dict, as_root: bool,
-               assignment: str = "") -> list[str]:
-    """bubblewrap's command line for one kernel (everything but the command it runs)."""
+               assignment: str = "", data: str | None = None, size: int | None = None) -> list[str]:
+    """bubblewrap's command line for one kernel (everything but the command it runs).
+
+    ``scratch`` is the kernel's folder inside (a tmpfs of ``size`` bytes, default ``scratch_bytes(cfg)``);
+    ``data``, a host folder bound read-only at ``DATA_IN``; ``fds["info"]``, where bubblewrap writes the
+    sandbox's process id (``--info-fd``).
+    """
     bwrap = os.environ.get(BWRAP_ENV) or shutil.which("bwrap") or "bwrap"
     made = {"/", "/usr", "/tmp", "/proc", "/dev", "/grader"}
 
@@ -151,14 +193,22 @@ def bwrap_argv(scratch: str, ipc_dir: str | None, cfg: dict, fds: dict, as_root:
     argv += ["--size", str(64 * 2**20), "--tmpfs", "/grader"]
     argv += ["--perms", "0644", "--file", str(fds["zip"]), "/grader/autograder.zip"]
     argv += ["--perms", "0666", "--file", str(fds["connection"]), "/grader/connection.json"]
+    if data:
+        argv += ["--ro-bind", data, DATA_IN]
     argv += ["--chmod", "0777", "/grader", "--chmod", "1777", "/tmp", "--chmod", "0777", "/tmp/home"]
-    argv += parents(scratch) + ["--bind", scratch, scratch]
+    argv += parents(scratch) + _tmpfs(scratch, size or scratch_bytes(cfg))
     if ipc_dir:
-        argv += parents(ipc_dir) + ["--bind", ipc_dir, ipc_dir]
+        argv += parents(ipc_dir) + _tmpfs(ipc_dir, IPC_TMPFS_BYTES)
+    if "info" in fds:
+        argv += ["--info-fd", str(fds["info"])]
     argv += ["--chdir", scratch, "--clearenv"]
     for name, value in kernel_env(cfg, assignment).items():
         argv += ["--setenv", name, value]
     return argv
+
+
+def _tmpfs(path: str, size: int) -> list[str]:
+    return ["--size", str(size), "--tmpfs", path, "--chmod", "0777", path]
 
 
 def kernel_env(cfg: dict, assignment: str = "") -> dict:
@@ -241,7 +291,7 @@ def resolve_mode(requested: str | None = None) -> tuple[str, str]:
 def describe(mode: str, why: str) -> str:
     if mode == "bwrap":
         return ("sandbox: bubblewrap (own file system view, no network, own PID namespace) with memory, CPU, "
-                "process and file-size limits per kernel")
+                "process, file-size and folder-size limits per kernel")
     bar = "!" * 78
     return (f"{bar}\n!! WARNING: grading WITHOUT a sandbox: {why}.\n"
             "!! Kernels still get memory, CPU, process and file-size limits and the in-kernel guard, but student\n"
@@ -312,7 +362,20 @@ class GradingLog:
         gradelog.append(self.path, {**self.context, **record})
 
     def pump(self, fd: int) -> None:
-        """The kernel's records (``kind<TAB>name=value...``), each marked as coming from the kernel."""
+        """The kernel's records (``kind<TAB>name=value...``), each marked as coming from the kernel; past
+        ``MAX_KERNEL_RECORDS`` one garbled record says so and the rest is read and dropped (student code can
+        write to the channel: it must not fill the log)."""
+        written = 0
+
+        def write(record):
+            nonlocal written
+            written += 1
+            if written <= MAX_KERNEL_RECORDS:
+                self.write(record)
+            elif written == MAX_KERNEL_RECORDS + 1:
+                self.write({"kind": "garbled", "detail": f"more than {MAX_KERNEL_RECORDS} records on the kernel's "
+                            "channel: the rest were dropped"})
+
         with os.fdopen(fd, "rb", buffering=0) as stream:
             pending = b""
             while True:
@@ -325,13 +388,14 @@ class GradingLog:
                 pending += chunk
                 while b"\n" in pending:
                     raw, pending = pending.split(b"\n", 1)
-                    self.write(kernel_record(raw))
+                    write(kernel_record(raw))
                 if len(pending) > 65536:
-                    self.write({"kind": "garbled", "detail": "unterminated data on the kernel's channel"})
+                    write({"kind": "garbled", "detail": "unterminated data on the kernel's channel"})
                     pending = b""
 
 
 KERNEL_KINDS = frozenset({"boot", "refused", "attempt"})
+MAX_KERNEL_RECORDS = 256  # the kernel's own reports stop at 200 (boot.MAX_RECORDS); more is student code writing
 
 
 def kernel_record(raw: bytes) -> dict:
@@ -385,12 +449,189 @@ def _describe_exit(status: int, wrapped: bool = False) -> str:
     return f"exited with status {status}"
 
 
+class Watchdog:
+    """What the launcher checks every half second: the kernel's resident memory plus its files in memory
+    (``mounts``, the sandbox's tmpfs seen through ``/proc/<pid>/root``, counted once ``ready``: the kernel's
+    folder is mounted, with its size), and, without the sandbox, its files in ``folders`` on the host's disk."""
+
+    def __init__(self, memory_mb: int, mounts: list[str] = (), ready: tuple[str, int] | None = None,
+                 folders: list[str] = (), disk_limit: int = 0):
+        self.memory = memory_mb * 2**20
+        self.mounts, self.folders, self.disk_limit = list(mounts), list(folders), disk_limit
+        self.probe, self.ready = ready, False
+
+    @classmethod
+    def for_kernel(cls, cfg: dict, mode: str, scratch: str, ipc_dir: str | None, size: int,
+                   pid: int | None) -> "Watchdog":
+        if mode != "bwrap":
+            return cls(cfg["memory_mb"], folders=[scratch] + ([ipc_dir] if ipc_dir else []), disk_limit=size)
+        if pid is None:
+            return cls(cfg["memory_mb"])
+        root = f"/proc/{pid}/root"
+        return cls(cfg["memory_mb"], [root + m for m in memory_mounts(scratch, ipc_dir)], (root + scratch, size))
+
+    def _is_ready(self) -> bool:
+        # Until bubblewrap has set the sandbox up, /proc/<pid>/root is the host's root: nothing there counts.
+        if not self.ready and self.probe:
+            path, size = self.probe
+            with contextlib.suppress(OSError):
+                st = os.statvfs(path)
+                self.ready = st.f_blocks * st.f_frsize == -(-size // st.f_frsize) * st.f_frsize
+        return self.ready
+
+    def files_in_memory(self) -> int:
+        """Bytes in the sandbox's tmpfs, each file counted at least ``INODE_BYTES``."""
+        if not self.mounts or not self._is_ready():
+            return 0
+        total, seen = 0, set()
+        for mount in self.mounts:
+            try:
+                dev, st = os.stat(mount).st_dev, os.statvfs(mount)
+            except OSError:
+                continue
+            if dev not in seen:
+                seen.add(dev)
+                total += (st.f_blocks - st.f_bfree) * st.f_frsize + (st.f_files - st.f_ffree) * INODE_BYTES
+        return total
+
+    def why_stop(self, pid: int) -> str:
+        """Why the kernel (process ``pid`` and its descendants) must be stopped now, or ''."""
+        resident, files = _tree_rss_kb(pid) * 1024, self.files_in_memory()
+        if resident + files > self.memory:
+            return (f"killed: its memory went over the limit of {self.memory >> 20} MB "
+                    f"(resident {resident >> 20} MB, files in memory {files >> 20} MB)")
+        if self.folders and folder_bytes(self.folders, self.disk_limit) > self.disk_limit:
+            return f"killed: its files went over the limit of {self.disk_limit >> 20} MB"
+        return ""
+
+
+def folder_bytes(folders: list[str], cap: int) -> int:
+    """The disk taken under ``folders`` (sockets left out, at least a block per entry, links not followed);
+    the count stops once past ``cap``."""
+    total, todo = 0, list(folders)
+    while todo and total <= cap:
+        try:
+            entries = list(os.scandir(todo.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISSOCK(st.st_mode):
+                continue
+            total += max(st.st_blocks * 512, 4096)
+            if stat.S_ISDIR(st.st_mode):
+                todo.append(entry.path)
+    return total
+
+
+SOCKETS = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
+
+
+def socket_paths(connection: dict) -> list[str]:
+    """The host's paths of a kernel's ``ipc`` sockets (``<ip>-<port>``)."""
+    return [f"{connection['ip']}-{connection.get(name)}" for name in SOCKETS]
+
+
+def sandbox_pid(info_fd: int) -> int | None:
+    """The sandbox's first process, from bubblewrap's ``--info-fd`` report (read to its end); None if none came."""
+    with os.fdopen(info_fd, "rb") as stream:
+        raw = stream.read(65536)
+    try:
+        return int(json.loads(raw)["child-pid"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def link_sockets(connection: dict, ipc_dir: str, pid: int) -> dict:
+    """At each of the kernel's socket paths on the host, a link to the socket it binds in its own socket folder
+    (the tmpfs at ``ipc_dir`` inside the sandbox of process ``pid``); {path: target}."""
+    links = {}
+    for path in socket_paths(connection):
+        target = f"/proc/{pid}/root{ipc_dir}/{os.path.basename(path)}"
+        _remove(path)
+        os.symlink(target, path)
+        links[path] = target
+    return links
+
+
+def _unlink_links(links: dict) -> None:
+    for path, target in links.items():
+        with contextlib.suppress(OSError):
+            if os.readlink(path) == target:
+                os.unlink(path)
+
+
+def _bwrap_command(cfg: dict, connection: dict, scratch: str, ipc_dir: str | None, size: int, uid: int,
+                   chan_w: int, kernel_args: list[str]) -> tuple[list[str], list[int], int]:
+    """The sandboxed kernel's command line, the descriptors it needs, and the read end of the info pipe."""
+    as_root = os.geteuid() == 0
+    if ipc_dir:  # the kernel binds its sockets in its own socket folder, at the same path
+        connection = {**connection, "ip": os.path.join(ipc_dir, os.path.basename(connection["ip"]))}
+    zip_fd, conn_fd = _fd_with(kernel_archive()), _fd_with(json.dumps(connection).encode())
+    info_r, info_w = os.pipe()
+    fds = {"zip": zip_fd, "connection": conn_fd, "info": info_w}
+    # inside, the kernel's folder is a tmpfs at the path of the launcher's copy of the data, which it copies in
+    argv = bwrap_argv(scratch, ipc_dir, cfg, fds, as_root, os.path.basename(scratch), data=scratch, size=size)
+    argv += ["--"]
+    if as_root and uid != 0:
+        argv += ["/usr/bin/setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                 "--inh-caps=-all", "--bounding-set=-all", "--"]
+        _chown_tree(os.path.dirname(scratch), uid)
+    argv += [interpreter(), *KERNEL_FLAGS, "-c", COPY_IN + BOOT, "/grader/autograder.zip", str(chan_w),
+             "/grader/connection.json", *kernel_args]
+    return argv, [zip_fd, conn_fd, info_w], info_r
+
+
+def _plain_command(cfg: dict, connection_file: str, scratch: str, chan_w: int,
+                   kernel_args: list[str]) -> tuple[list[str], dict]:
+    """The kernel's command line and environment without the sandbox (the limits only)."""
+    zip_path = os.path.join(os.path.dirname(scratch), "autograder.zip")
+    with open(zip_path, "wb") as fh:
+        fh.write(kernel_archive())
+    argv = [interpreter(), *KERNEL_FLAGS, "-c", BOOT, zip_path, str(chan_w), connection_file, *kernel_args]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JPY_")}
+    env.update({k: v for k, v in kernel_env(cfg, os.path.basename(scratch)).items()
+                if k not in ("HOME", "TMPDIR", "PATH", "USER")})
+    return argv, env
+
+
+def _supervise(proc: subprocess.Popen, watchdog: Watchdog) -> tuple[bool, str]:
+    """Wait for the kernel, stopping it when nbgrader asks or goes, or when the watchdog says so;
+    (whether the grader stopped it, why the watchdog did or '')."""
+    stopped, why = [], ""
+
+    def forward(signum, _frame):
+        # jupyter_client sends SIGTERM when a kernel is slow to shut down: its results are in by then
+        stopped.append(signum)
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)
+    parent = os.getppid()
+    while proc.poll() is None:
+        try:
+            proc.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            if os.getppid() != parent:  # nbgrader is gone (killed at its time limit): so is the kernel
+                stopped.append("orphaned")
+            elif not why:
+                why = watchdog.why_stop(proc.pid)
+            if stopped or why:
+                with contextlib.suppress(OSError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+    return bool(stopped), why
+
+
 def launch(connection_file: str, kernel_args: list[str] = ()) -> int:
     cfg = settings()
     mode, why = resolve_mode(cfg["mode"])
     # nbgrader starts us in the notebook's folder (autograded/<student>/<assignment>), which nbgrader
-    # writes afterwards: the kernel never gets it. It gets a fresh scratch directory with a copy of the
-    # data files there, and nothing of the scratch directory comes back.
+    # writes afterwards: the kernel never gets it. It gets a folder of its own with a copy of the data
+    # files there, and nothing of that folder comes back.
     notebook_dir = os.path.realpath(os.getcwd())
     connection_file = os.path.abspath(connection_file)
     os.chdir("/")
@@ -400,108 +641,56 @@ def launch(connection_file: str, kernel_args: list[str] = ()) -> int:
     ipc_dir = None
     if connection.get("transport") == "ipc":
         ipc_dir = os.path.dirname(os.path.realpath(connection["ip"]))
-        # the socket directory is shared with the kernels before and after this one: where one left a link
-        # (or anything else) on a socket path nbgrader chose for this kernel, the kernel could not bind it
-        for name in ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port"):
-            _remove_unless_socket(f"{connection['ip']}-{connection.get(name)}")
+        # the socket folder is shared with the kernels before and after this one: whatever one left on a
+        # socket path nbgrader chose for this kernel goes
+        for path in socket_paths(connection):
+            _remove(path)
     elif mode == "bwrap":
         print("sandboxed kernels need the ipc transport (c.KernelManager.transport = 'ipc')", file=sys.stderr)
         return 2
     workdir = tempfile.mkdtemp(prefix="lstm-kernel-")
     scratch = os.path.join(workdir, assignment)
     copied, dropped = copy_data(notebook_dir, scratch, skip=frozenset({f"{assignment}.ipynb"}))
-    context = {"kernel_dir": scratch, "sandbox": mode}
+    size = scratch_bytes(cfg, copied)
     log_file = ""
     if cfg["log"]:  # <log dir>/<assignment>/<student>.jsonl
         os.makedirs(os.path.join(cfg["log"], assignment), exist_ok=True)
         log_file = gradelog.path_for(assignment, student, cfg["log"])
-    log = GradingLog(log_file, context)
+    log = GradingLog(log_file, {"kernel_dir": scratch, "sandbox": mode})
     for note in dropped:
         log.write({"kind": "dropped", "detail": note})
-    as_root = os.geteuid() == 0
-    uid = cfg["uid"] if (as_root and cfg["uid"]) else os.geteuid()
+    uid = cfg["uid"] if (os.geteuid() == 0 and cfg["uid"]) else os.geteuid()
 
     chan_r, chan_w = os.pipe()
-    archive = kernel_archive()
-    pass_fds = [chan_w]
+    env, info_r = None, None
     if mode == "bwrap":
-        zip_fd = _fd_with(archive)
-        conn_fd = _fd_with(json.dumps(connection).encode())
-        pass_fds += [zip_fd, conn_fd]
-        argv = bwrap_argv(scratch, ipc_dir, cfg, {"zip": zip_fd, "connection": conn_fd}, as_root, assignment)
-        argv += ["--"]
-        if as_root and uid != 0:
-            argv += ["/usr/bin/setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-                     "--inh-caps=-all", "--bounding-set=-all", "--"]
-        argv += [interpreter(), *KERNEL_FLAGS, "-c", BOOT, "/grader/autograder.zip", str(chan_w),
-                 "/grader/connection.json", *kernel_args]
-        env = None
-        if as_root and uid != 0:
-            for path in [workdir] + ([ipc_dir] if ipc_dir else []):
-                _chown_tree(path, uid)
+        argv, fds, info_r = _bwrap_command(cfg, connection, scratch, ipc_dir, size, uid, chan_w, kernel_args)
     else:
-        zip_path = os.path.join(workdir, "autograder.zip")
-        with open(zip_path, "wb") as fh:
-            fh.write(archive)
-        argv = [interpreter(), *KERNEL_FLAGS, "-c", BOOT, zip_path, str(chan_w), connection_file, *kernel_args]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("JPY_")}
-        env.update({k: v for k, v in kernel_env(cfg, assignment).items()
-                    if k not in ("HOME", "TMPDIR", "PATH", "USER")})
+        (argv, env), fds = _plain_command(cfg, connection_file, scratch, chan_w, kernel_args), []
     log.write({"kind": "start", "detail": f"{mode}: {why}", "uid": uid, "files": copied.files})
-    proc = subprocess.Popen(argv, pass_fds=pass_fds, preexec_fn=_limits(cfg, uid), env=env, cwd=scratch)
-    os.close(chan_w)
-    for fd in pass_fds[1:]:
+    proc = subprocess.Popen(argv, pass_fds=[chan_w, *fds], preexec_fn=_limits(cfg, uid), env=env, cwd=scratch)
+    for fd in [chan_w, *fds]:
         os.close(fd)
+    pid = sandbox_pid(info_r) if info_r is not None else None
+    links = link_sockets(connection, ipc_dir, pid) if (pid and ipc_dir) else {}
     pump = threading.Thread(target=log.pump, args=(chan_r,), daemon=True)
     pump.start()
-
-    stopped = []
-
-    def forward(signum, _frame):
-        # jupyter_client sends SIGTERM when a kernel is slow to shut down: its results are in by then
-        stopped.append(signum)
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except OSError:
-            pass
-
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, forward)
-
-    limit_kb = cfg["memory_mb"] * 1024
-    killed_for_memory = False
-    parent = os.getppid()
-    while proc.poll() is None:
-        try:
-            proc.wait(timeout=0.5)
-        except subprocess.TimeoutExpired:
-            if os.getppid() != parent:  # nbgrader is gone (killed at its time limit): so is the kernel
-                stopped.append("orphaned")
-                with contextlib.suppress(OSError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-            elif _tree_rss_kb(proc.pid) > limit_kb:
-                killed_for_memory = True
-                with contextlib.suppress(OSError):
-                    os.killpg(proc.pid, signal.SIGKILL)
+    stopped, killed = _supervise(proc, Watchdog.for_kernel(cfg, mode, scratch, ipc_dir, size, pid))
     status = proc.returncode
     pump.join(timeout=5)
-    if killed_for_memory:
-        detail = f"killed: its resident memory went over the limit of {cfg['memory_mb']} MB"
-    elif stopped:
-        detail = "stopped by the grader"
-    else:
-        detail = _describe_exit(status, wrapped=mode == "bwrap")
-    log.write({"kind": "exit", "status": status, "detail": detail, "requested": bool(stopped)})
+    detail = killed or ("stopped by the grader" if stopped else _describe_exit(status, wrapped=mode == "bwrap"))
+    log.write({"kind": "exit", "status": status, "detail": detail, "requested": stopped})
     _remove_tree(workdir)
-    if ipc_dir:
+    _unlink_links(links)
+    if ipc_dir and mode != "bwrap":  # unsandboxed, the kernel could write the socket folder
         with contextlib.suppress(OSError):
             for entry in os.scandir(ipc_dir):
-                _remove_unless_socket(entry.path)
+                _remove(entry.path, keep_sockets=True)
     return 0 if status == 0 else 1
 
 
-def _remove_unless_socket(path: str) -> None:
-    """Delete what is at ``path`` (not following it) unless it is a unix socket."""
+def _remove(path: str, keep_sockets: bool = False) -> None:
+    """Delete what is at ``path``, not following it (a unix socket stays if ``keep_sockets``)."""
     try:
         mode = os.lstat(path).st_mode
     except OSError:
@@ -509,7 +698,7 @@ def _remove_unless_socket(path: str) -> None:
     with contextlib.suppress(OSError):
         if stat.S_ISDIR(mode):
             shutil.rmtree(path)
-        elif not stat.S_ISSOCK(mode):
+        elif not (keep_sockets and stat.S_ISSOCK(mode)):
             os.unlink(path)
 
 

@@ -238,7 +238,7 @@ def _submitted_dir_problem(course: Course, job: Job) -> str:
 def stage(course: Course, job: Job, staged_root: Path, force_release: str = "") -> Path:
     """Write the notebook nbgrader will grade for this job, and the student's data files; returns its path.
 
-    Everything the student submitted is read as data (``autograder/datafiles.py``): the notebook only if
+    Everything the student submitted is read as data (``autograder/host/datafiles.py``): the notebook only if
     it is a regular file, the files beside it only as regular files and folders.
     """
     release_path = course.notebook("notebooks", job.assignment)

@@ -10,17 +10,10 @@ from pathlib import Path
 
 import nbformat
 
+from ..cells import is_solution, nbgrader_meta
 from .course import Course
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
-
-
-def nbgrader_meta(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {})
-
-
-def is_solution(cell) -> bool:
-    return bool(nbgrader_meta(cell).get("solution")) and not nbgrader_meta(cell).get("grade")
 
 
 def reference_answers(source_nb) -> dict[str, str]:

@@ -2,12 +2,16 @@
 
 ``no_ready_made()``: any of PyTorch's LSTM implementations raises ``ReadyMade``, however the student's code
 got hold of it (the names are replaced, and a TorchFunctionMode sees the calls that go around them).
-``forbidden("sigmoid")``: the built-in sigmoids raise ``Forbidden`` (notebook 1 has it written from exp).
+``forbidden("sigmoid")``: PyTorch's sigmoids raise ``Forbidden`` (notebook 1 has it written from exp), in
+every spelling (``FORBIDDEN_NAMES``): the names are replaced, and a TorchDispatchMode sees the operator
+however it was reached (``x.sigmoid_()``, ``torch.ops.aten.sigmoid``, ``torch._C._VariableFunctions.sigmoid``).
 ``good_sigmoid(cell)``: the cell's module-level ``sigmoid`` is torch's while it runs, so a bug in the
 student's own sigmoid costs points only in the sigmoid tests.
 
-This is defence in depth, not a verdict: a student who gets around it is still caught by the grader's
-scan of the submitted source (``autograder.checks.scan``).
+This is defence in depth, never a verdict: student code runs in this process and can replace any of it
+(``DisableTorchFunction`` switches the watch off; a submission can reach this module and swap its functions).
+What is binding is the grader's scan of the submitted source (``autograder.checks.scan``), which withholds
+the points of code that reaches for these things or around them.
 """
 
 import contextlib
@@ -15,6 +19,7 @@ import contextlib
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 
 class ReadyMade(Exception):
@@ -90,14 +95,50 @@ def _forbid(rule):
     return forbidden
 
 
-FORBIDDEN = {
-    "sigmoid": [(torch, "sigmoid"), (torch.special, "expit"), (F, "sigmoid"), (torch.Tensor, "sigmoid"),
-                (nn.Sigmoid, "forward")],
+# rule -> every name it forbids: functions, methods, in-place and aten spellings, modules (the grader's scan
+# reads the same names in the submitted source)
+FORBIDDEN_NAMES = {
+    "sigmoid": frozenset({"sigmoid", "sigmoid_", "expit", "logsigmoid", "log_sigmoid", "log_sigmoid_forward",
+                          "Sigmoid", "LogSigmoid"}),
 }
 
 
+def _forbidden_targets(rule) -> list:
+    """(owner, attr) of each name of the rule where PyTorch defines it; a module class's ``forward``."""
+    names = FORBIDDEN_NAMES[rule]
+    owners = (torch, torch.special, F, torch.Tensor, torch._C._nn)
+    found = [(owner, name) for owner in owners for name in sorted(names) if hasattr(owner, name)]
+    modules = [getattr(nn, name) for name in sorted(names) if isinstance(getattr(nn, name, None), type)]
+    return found + [(module, "forward") for module in modules]
+
+
+FORBIDDEN = {rule: _forbidden_targets(rule) for rule in FORBIDDEN_NAMES}
+
+
+class _Operators(TorchDispatchMode):
+    """Below autograd: an operator of a rule raises ``Forbidden``, whatever name reached it."""
+
+    def __init__(self, rules):
+        super().__init__()
+        self.rule_of = {name: rule for rule in rules for name in FORBIDDEN_NAMES[rule]}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        rule = self.rule_of.get(getattr(func, "__name__", "").split(".")[0])
+        if rule is not None:
+            raise Forbidden(rule)
+        return func(*args, **(kwargs or {}))
+
+
+@contextlib.contextmanager
 def forbidden(rules):
-    return replaced([(owner, attr, _forbid(rule)) for rule in rules for owner, attr in FORBIDDEN[rule]])
+    """Inside, what each rule forbids raises ``Forbidden(rule)``."""
+    rules = list(rules)
+    if not rules:
+        yield
+        return
+    with replaced([(owner, attr, _forbid(rule)) for rule in rules for owner, attr in FORBIDDEN[rule]]), \
+            _Operators(rules):
+        yield
 
 
 class _Namespace:

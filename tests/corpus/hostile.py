@@ -294,7 +294,7 @@ def forward(self, x, h=None, c=None):
 LSTMCell.forward = forward
 """
 
-# the same, with the name built from strings, so that no scan of the source can see it
+# the same, with the names built from strings: no name to match, but getattr on torch._C is evasion to the scan
 READY_MADE_BY_STRING = READY_MADE.replace(
     "torch._C._VariableFunctions.lstm_cell", 'getattr(getattr(torch._C, "_Variable" + "Functions"), "lstm" + "_cell")')
 
@@ -388,10 +388,11 @@ def cases(port: int) -> list:
                                                                 _code(PATCH_TORCH))),
              dict(FULL, sigmoid=0.0, lstm_cell=3.0), [], set(),
              about="replaces torch.allclose, isfinite, equal, sigmoid in the kernel to pass a wrong sigmoid"),
-        Case("patch_builtins_and_testing", after(planted, "lstm_cell", PATCH_BUILTINS), NO_TANH, [], set(),
+        Case("patch_builtins_and_testing", after(planted, "lstm_cell", PATCH_BUILTINS), evasion.WITHHELD, [],
+             {"evasion-source"},
              about="replaces builtins.bool, abs, torch.testing, numpy.testing in the kernel"),
-        Case("grader_modules_absent", after(planted, "lstm_cell", GRADER_MODULES), NO_TANH,
-             ["No module named"], set(),
+        Case("grader_modules_absent", after(planted, "lstm_cell", GRADER_MODULES), evasion.WITHHELD,
+             ["No module named"], {"evasion-source"},
              about="imports the hidden tests and the grader to patch them: they are not in the kernel"),
         Case("rewrite_test_cells", after(release, "setup", REWRITE_CELLS), ZERO, [], set(),
              about="an input transformer turns every cell mentioning the grader into a fake pass, errors hidden"),
@@ -399,7 +400,7 @@ def cases(port: int) -> list:
              {"probe-silent"}, about="unregisters the probe's comm target: no test can reach the student's code"),
         Case("always_true_objects", after(lambda c: reference(c, sigmoid=WRONG_SIGMOID), "lstm_cell_check",
                                                    ALWAYS_TRUE),
-             dict(FULL, sigmoid=0.0, lstm_cell=3.0), [], set(),
+             ZERO, [], {"evasion-source"},
              about="tensors whose comparisons always say yes, objects that claim to be tensors"),
         Case("read_secrets", submit_nb(_secrets), ZERO, [], set(),
              about="reads the hidden tests, source/, solutions/, the gradebook, other students, canaries"),
@@ -407,15 +408,16 @@ def cases(port: int) -> list:
              about="writes the gradebook, another student's files, the course root, /tmp"),
         Case("network", submit_nb(_network(port)), ZERO, [], {"attempt"},
              about="connects to 127.0.0.1, 1.1.1.1, example.com"),
-        Case("ready_made_lstm", after(reference, "lstm_cell", READY_MADE), ZERO,
+        Case("ready_made_lstm", after(reference, "lstm_cell", READY_MADE), dict(ZERO, sigmoid=2.0),
              ["ready-made LSTM appears in your code"], {"ready-made-source"},
              about="calls torch's own lstm_cell, taken before the test could block it"),
-        Case("ready_made_hidden_name", after(reference, "lstm_cell", READY_MADE_BY_STRING), dict(FULL, lstm_cell=3.0),
-             ["calls torch's lstm_cell"], {"ready-made"},
-             about="the same, with the name built from strings so that no scan of the source sees it"),
+        Case("ready_made_hidden_name", after(reference, "lstm_cell", READY_MADE_BY_STRING),
+             dict(FULL, lstm_cell=0.0, load_from_torch=0.0), ["calls torch's lstm_cell"],
+             {"ready-made", "evasion-source"},
+             about="the same, with the names built from strings: getattr on torch._C, evasion to the scan"),
         Case("frame_peek", after(reference, "lstm_cell", FRAME_PEEK), dict(FULL, lstm_cell=3.0), [], {"attempt"},
              about="looks for the expected answer in the stack frames above its forward"),
-        Case("frame_walk", after(planted, "lstm_cell", FRAME_WALK), NO_TANH, [], {"attempt"},
+        Case("frame_walk", after(planted, "lstm_cell", FRAME_WALK), evasion.WITHHELD, [], {"attempt"},
              about="walks every frame and every object for a key, a seed or an expected value"),
         Case("function_mode", after(planted, "lstm_cell", FUNCTION_MODE), NO_TANH, [], {"modes-active"},
              about="a TorchFunctionMode, entered and never left, says yes to every comparison"),
@@ -423,7 +425,7 @@ def cases(port: int) -> list:
              about="a TorchDispatchMode makes every comparison kernel answer true"),
         Case("library_kernel", after(planted, "lstm_cell", LIBRARY_KERNEL), NO_TANH, [], set(),
              about="torch.library replaces the CPU kernels of aten::allclose and isfinite"),
-        Case("probe_replaced", after(planted, "lstm_cell", PROBE_REPLACED), NO_TANH, [], set(),
+        Case("probe_replaced", after(planted, "lstm_cell", PROBE_REPLACED), evasion.WITHHELD, [], {"evasion-source"},
              about="replaces the kernel's probe: every call answers zeros and claims nothing changed"),
         Case("processes_and_signals", after(release, "setup", PROCESSES), ZERO, [], {"attempt"},
              about="kills every process it can, starts shells, forks, calls libc through ctypes"),
