@@ -10,6 +10,7 @@ its feedback page under FEEDBACK_BOUND.
 """
 
 import asyncio
+import concurrent.futures
 import subprocess
 import sys
 import time
@@ -171,7 +172,9 @@ def test_a_socket_refuses_a_part_over_the_limit(tmp_path):
             pub.close(linger=0)
             context.term()
 
-    asyncio.run(scenario())
+    # in a thread of its own: a module that ran before in this process may have left an event loop running here
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, scenario()).result()
 
 
 # --------------------------------------------------------------------------- real floods through the batch

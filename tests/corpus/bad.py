@@ -144,7 +144,7 @@ CASES = [
     Case("no_notebook", _no_notebook, ZERO, ["no notebook named 01_lstm_cell.ipynb was submitted"],
          about="a .py file instead of the notebook"),
     Case("print_flood", extra_cell("sigmoid", "for _ in range(4000):\n    print('x' * 2000)\n"), FULL,
-         ["more bytes of output from this cell were dropped"], about="8 MB of printed output"),
+         ["this cell sent more output than the grader keeps"], about="8 MB of printed output"),
     Case("torch_warnings", submit_nb(_warns), FULL, [], about="warnings on stderr from the answers and PyTorch"),
     Case("other_kernelspec", submit_nb(_other_kernel), FULL, [], about="a notebook claiming the Julia kernel"),
 ]
