@@ -8,27 +8,18 @@ import subprocess
 import time
 
 import pytest
+from corpus.disk_fill import FILL  # the measured attack: ten files of 500 MB in 8 MB writes
 
 from autograder.host import sandbox
 
 UID = 61998
 MB = 2**20
-# The measured attack: ten files of 500 MB, each under the file-size limit, in 8 MB writes.
-FILL = """
-import errno, os
-chunk = bytes(8 * 2**20)
-def fill(folder, files=10, mb=500):
-    written, errors = 0, set()
-    for k in range(files):
-        try:
-            with open(os.path.join(folder, f"fill{k}.bin"), "wb") as fh:
-                for _ in range(mb // 8):
-                    fh.write(chunk)
-                    written += len(chunk)
-        except OSError as err:
-            errors.add(errno.errorcode[err.errno])
-    return written // 2**20, sorted(errors)
-"""
+
+
+def _filled(line: str) -> tuple[int, str]:
+    """FILL's report (``N MB written, stopped by [errors]``) as (N, the errors' list as printed)."""
+    written, _, errors = line.partition(" MB written, stopped by ")
+    return int(written), errors
 
 
 def _start(scratch, code, ipc_dir=None, data=None, **cfg):
@@ -89,16 +80,16 @@ try:
     open("/grader/data/weights.txt", "w")
 except OSError as err:
     print(errno.errorcode[err.errno])
-print(*fill("."))
-print(*fill("/tmp"))
+print(fill("."))
+print(fill("/tmp"))
 print(os.path.realpath("."))
 """, data=str(data), scratch_mb=48, tmp_mb=32)
     assert lines[0] == "the student's data|nested"  # copied in
     assert lines[1] == "EROFS"  # the launcher's copy stays as it was
-    written, errors = lines[2].split(maxsplit=1)
-    assert errors == "['ENOSPC']" and 40 <= int(written) <= 48, lines[2]
-    written, errors = lines[3].split(maxsplit=1)
-    assert errors == "['ENOSPC']" and 24 <= int(written) <= 32, lines[3]
+    written, errors = _filled(lines[2])
+    assert errors == "['ENOSPC']" and 40 <= written <= 48, lines[2]
+    written, errors = _filled(lines[3])
+    assert errors == "['ENOSPC']" and 24 <= written <= 32, lines[3]
     assert lines[4] == str(data)
     # 10 x 500 MB attempted: the host lost nothing, its copy of the data is untouched
     assert _host_bytes(tmp_path) == before
@@ -116,7 +107,7 @@ import socket
 server = socket.socket(socket.AF_UNIX)
 server.bind({str(ipc / "k-1")!r})
 server.listen(1)
-print(*fill({str(ipc)!r}, files=5), flush=True)
+print(fill({str(ipc)!r}, files=5), flush=True)
 made = 0
 try:
     for made in range(2000):
@@ -143,8 +134,8 @@ conn.close()
     finally:
         sandbox._unlink_links(links)
     assert got == b"reached through the link", out + err
-    written, errors = out.splitlines()[0].split(maxsplit=1)
-    assert errors == "['ENOSPC']" and int(written) <= 1, out
+    written, errors = _filled(out.splitlines()[0])
+    assert errors == "['ENOSPC']" and written <= 1, out
     assert out.splitlines()[1] == "files 2000"
     assert sorted(os.listdir(ipc)) == [], "nothing of the kernel's reached the host's socket folder"
     assert sorted(links) == [f"{ipc}/k-{n}" for n in range(1, 6)]
