@@ -122,6 +122,12 @@ class _Operators(TorchDispatchMode):
         super().__init__()
         self.rule_of = {name: rule for rule in rules for name in FORBIDDEN_NAMES[rule]}
 
+    @classmethod
+    def _should_skip_dynamo(cls):
+        # PyTorch otherwise wraps __torch_dispatch__ in torch._dynamo.disable, whose first call imports
+        # torch._dynamo (and sympy): a CPU second in every kernel that grades notebook 1. Nothing here compiles.
+        return False
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         rule = self.rule_of.get(getattr(func, "__name__", "").split(".")[0])
         if rule is not None:
