@@ -1,4 +1,5 @@
-"""The package's shape: no import cycle, every setting read in one place, `make grades` without torch."""
+"""The package's shape: no import cycle, every setting read in one place, `make grades` without torch, no function
+longer than a screen."""
 
 import ast
 import subprocess
@@ -95,6 +96,24 @@ def test_no_import_cycle():
 def test_a_module_loaded_by_name_is_an_edge():
     registry = _imports(PACKAGE / "registry.py")
     assert "autograder.checks.lstm_cell" in registry and "autograder.checks.real_data" in registry
+
+
+MAX_FUNCTION_LINES = 60
+
+
+def _long_functions(source: str, where: str) -> list[str]:
+    """``where:name (n lines)`` for every function or method of ``source`` longer than MAX_FUNCTION_LINES."""
+    return [f"{where}:{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+            for node in ast.walk(ast.parse(source))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
+
+
+def test_no_function_is_longer_than_a_screen():
+    assert _long_functions("def f():\n" + "    x = 1\n" * MAX_FUNCTION_LINES, "planted") == ["planted:f (61 lines)"]
+    assert _long_functions("def f():\n" + "    x = 1\n" * (MAX_FUNCTION_LINES - 1), "planted") == []
+    long = [f for path in sorted(PACKAGE.rglob("*.py")) for f in _long_functions(path.read_text(), str(path))]
+    assert not long, long
 
 
 def test_settings_are_read_in_one_place():

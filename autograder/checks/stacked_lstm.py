@@ -743,59 +743,59 @@ def load_lstm_from_torch_layers():
             "parameter in place (with torch.no_grad(): cell.W_f.copy_(...)), so optimizers holding it "
             "still work."
         )
-    order = {gate: j for j, gate in enumerate(oracles.TORCH_ORDER)}
-    torch_name = {"f": "f", "i": "i", "o": "o", "c": "g"}
-
-    def rows(gate):
-        return slice(order[gate] * hid, (order[gate] + 1) * hid)
-
-    def stripe(kind, layer, gate):  # from the grader's own copy of the weights it loaded
-        if kind == "b":
-            full = weights[f"bias_ih_l{layer}"] + weights[f"bias_hh_l{layer}"]
-        else:
-            full = weights[f"weight_{'ih' if kind == 'U' else 'hh'}_l{layer}"]
-        return full[rows(gate)]
-
-    def same(a, b):
-        return close(a, b, atol=1e-6, rtol=1e-6)
-
-    source = {"U": "weight_ih_l{k}", "W": "weight_hh_l{k}", "b": "bias_ih_l{k} + bias_hh_l{k}"}
+    stripes = _TorchStripes(weights, hid, layers)
     for k in range(layers):
         for gate in oracles.GATES:
             for kind in "UWb":
                 name = f"layers.{k}.{kind}_{gate}"
                 got = after[name].value
-                if same(got, stripe(kind, k, gate)):
-                    continue
-                where = f"model.layers[{k}].{kind}_{gate}"
-                src = source[kind].format(k=k)
-                span = f"rows {rows(gate).start}:{rows(gate).stop}"
-                if close(got, initial[name]):
-                    raise GradingFailure(
-                        f"{where} still holds its initial value: load every layer — loop over "
-                        "range(torch_lstm.num_layers) or enumerate(model.layers) (graded with "
-                        f"{layers} layers)."
-                    )
-                other = [j for j in range(layers) if j != k and same(got, stripe(kind, j, gate))]
-                if other:
-                    raise GradingFailure(
-                        f"{where} holds layer {other[0]}'s weights ({source[kind].format(k=other[0])}): "
-                        f"layer {k}'s come from {src}."
-                    )
-                found = [g for g in oracles.GATES if same(got, stripe(kind, k, g))]
-                if found:
-                    raise GradingFailure(
-                        f"{where} holds the '{torch_name[found[0]]}' stripe of {src}: PyTorch stacks its "
-                        f"rows as i, f, g, o, so gate {gate} is {span}."
-                    )
-                bias_ih = weights[f"bias_ih_l{k}"][rows(gate)]
-                if kind == "b" and same(got, bias_ih):
-                    raise GradingFailure(
-                        f"{where} holds only bias_ih_l{k}: PyTorch adds bias_ih and bias_hh, so sum them."
-                    )
-                if kind in "UW" and same(got, stripe("W" if kind == "U" else "U", k, gate)):
-                    raise GradingFailure(
-                        f"{where} holds rows of the other matrix: U_* come from weight_ih (input), W_* from "
-                        "weight_hh (hidden)."
-                    )
-                raise GradingFailure(f"{where} does not hold {span} of {src}.")
+                if not stripes.same(got, stripes.stripe(kind, k, gate)):
+                    raise GradingFailure(stripes.mismatch(got, initial[name], kind, k, gate))
+
+
+class _TorchStripes:
+    """The weights the grader loaded into an ``nn.LSTM`` of ``layers`` layers, read as the course's stripes."""
+
+    SOURCE = {"U": "weight_ih_l{k}", "W": "weight_hh_l{k}", "b": "bias_ih_l{k} + bias_hh_l{k}"}
+    TORCH_NAME = {"f": "f", "i": "i", "o": "o", "c": "g"}
+
+    def __init__(self, weights, hid, layers):
+        self.weights, self.hid, self.layers = weights, hid, layers
+        self.order = {gate: j for j, gate in enumerate(oracles.TORCH_ORDER)}
+
+    def rows(self, gate):
+        return slice(self.order[gate] * self.hid, (self.order[gate] + 1) * self.hid)
+
+    def stripe(self, kind, layer, gate):
+        if kind == "b":
+            full = self.weights[f"bias_ih_l{layer}"] + self.weights[f"bias_hh_l{layer}"]
+        else:
+            full = self.weights[f"weight_{'ih' if kind == 'U' else 'hh'}_l{layer}"]
+        return full[self.rows(gate)]
+
+    @staticmethod
+    def same(a, b):
+        return close(a, b, atol=1e-6, rtol=1e-6)
+
+    def mismatch(self, got, initial, kind, k, gate) -> str:
+        """What is wrong with ``got``, the student's ``layers[k].{kind}_{gate}`` after loading."""
+        where = f"model.layers[{k}].{kind}_{gate}"
+        src = self.SOURCE[kind].format(k=k)
+        span = f"rows {self.rows(gate).start}:{self.rows(gate).stop}"
+        if close(got, initial):
+            return (f"{where} still holds its initial value: load every layer — loop over "
+                    f"range(torch_lstm.num_layers) or enumerate(model.layers) (graded with {self.layers} layers).")
+        other = [j for j in range(self.layers) if j != k and self.same(got, self.stripe(kind, j, gate))]
+        if other:
+            return f"{where} holds layer {other[0]}'s weights ({self.SOURCE[kind].format(k=other[0])}): " \
+                   f"layer {k}'s come from {src}."
+        found = [g for g in oracles.GATES if self.same(got, self.stripe(kind, k, g))]
+        if found:
+            return (f"{where} holds the '{self.TORCH_NAME[found[0]]}' stripe of {src}: PyTorch stacks its "
+                    f"rows as i, f, g, o, so gate {gate} is {span}.")
+        if kind == "b" and self.same(got, self.weights[f"bias_ih_l{k}"][self.rows(gate)]):
+            return f"{where} holds only bias_ih_l{k}: PyTorch adds bias_ih and bias_hh, so sum them."
+        if kind in "UW" and self.same(got, self.stripe("W" if kind == "U" else "U", k, gate)):
+            return (f"{where} holds rows of the other matrix: U_* come from weight_ih (input), W_* from "
+                    "weight_hh (hidden).")
+        return f"{where} does not hold {span} of {src}."

@@ -14,7 +14,7 @@ What was left out comes back as one line per item, in words a student can read.
 import errno
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # One place for the limits of what a submission may bring beside its notebook.
 MAX_FILE_BYTES = 16 * 2**20
@@ -93,6 +93,73 @@ def _write_new(path: str, data: bytes) -> None:
         os.close(fd)
 
 
+class _TooMany(Exception):
+    """More entries than a copy may make: stop walking."""
+
+
+@dataclass
+class _Copy:
+    """One ``copy_data``: what was copied, the notes, the limits."""
+
+    skip: frozenset
+    max_total: int
+    max_entries: int
+    max_depth: int
+    done: Copied = field(default_factory=Copied)
+    notes: list = field(default_factory=list)
+
+    def walk(self, dir_fd: int, rel: str, out: str, depth: int) -> None:
+        try:
+            names = sorted(os.listdir(dir_fd))
+        except OSError as err:
+            self.notes.append(f"`{shown(rel or '.')}` could not be listed ({err.strerror})")
+            return
+        for name in names:
+            if not rel and name in self.skip:
+                continue
+            self.done.entries += 1
+            if self.done.entries > self.max_entries:
+                self.notes.append(f"more than {self.max_entries} files and folders: the rest were not copied")
+                raise _TooMany
+            try:
+                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            except OSError:
+                continue
+            where = f"{rel}/{name}" if rel else name
+            if stat.S_ISDIR(st.st_mode):
+                self.folder(dir_fd, name, where, os.path.join(out, name), depth)
+            else:
+                self.file(dir_fd, name, where, os.path.join(out, name), st)
+
+    def folder(self, dir_fd: int, name: str, where: str, out: str, depth: int) -> None:
+        if depth >= self.max_depth:
+            self.notes.append(f"`{shown(where)}` is nested more than {self.max_depth} folders deep: not copied")
+            return
+        try:
+            sub = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+        except OSError:
+            self.notes.append(f"`{shown(where)}` changed while it was being copied: not copied")
+            return
+        try:
+            os.mkdir(out, 0o755)
+            self.walk(sub, where, out, depth + 1)
+        finally:
+            os.close(sub)
+
+    def file(self, dir_fd: int, name: str, where: str, out: str, st) -> None:
+        if stat.S_ISREG(st.st_mode) and self.done.bytes + st.st_size > self.max_total:
+            self.notes.append(f"`{shown(where)}` would take the files past {self.max_total / 2**20:.0f} MB in all: "
+                              "not copied")
+            return
+        data, why = open_regular(name, dir_fd=dir_fd)
+        if why:
+            self.notes.append(f"`{shown(where)}` {why}: not copied (only regular files and folders reach the grader)")
+            return
+        _write_new(out, data)
+        self.done.files += 1
+        self.done.bytes += len(data)
+
+
 def copy_data(src: str, dst: str, skip: frozenset = frozenset(), *, max_total: int = MAX_TOTAL_BYTES,
               max_entries: int = MAX_ENTRIES, max_depth: int = MAX_DEPTH) -> tuple[Copied, list[str]]:
     """Copy the regular files and folders under ``src`` into the new folder ``dst``.
@@ -101,67 +168,22 @@ def copy_data(src: str, dst: str, skip: frozenset = frozenset(), *, max_total: i
     Returns what was copied and one note for each thing left out. ``dst`` must not exist yet.
     """
     os.mkdir(dst, 0o755)
-    done, notes = Copied(), []
+    copy = _Copy(skip, max_total, max_entries, max_depth)
     try:
         root = os.open(src, _DIR_FLAGS)
     except OSError as err:
         if err.errno != errno.ENOENT:
-            notes.append(f"the submission's folder is {'a symbolic link' if err.errno == errno.ELOOP else 'unreadable'}"
-                         ": nothing beside the notebook was copied")
-        return done, notes
-
-    def walk(dir_fd: int, rel: str, out: str, depth: int) -> None:
-        try:
-            names = sorted(os.listdir(dir_fd))
-        except OSError as err:
-            notes.append(f"`{shown(rel or '.')}` could not be listed ({err.strerror})")
-            return
-        for name in names:
-            where = f"{rel}/{name}" if rel else name
-            if not rel and name in skip:
-                continue
-            done.entries += 1
-            if done.entries > max_entries:
-                notes.append(f"more than {max_entries} files and folders: the rest were not copied")
-                raise StopIteration
-            try:
-                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-            except OSError:
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                if depth >= max_depth:
-                    notes.append(f"`{shown(where)}` is nested more than {max_depth} folders deep: not copied")
-                    continue
-                try:
-                    sub = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
-                except OSError:
-                    notes.append(f"`{shown(where)}` changed while it was being copied: not copied")
-                    continue
-                try:
-                    os.mkdir(os.path.join(out, name), 0o755)
-                    walk(sub, where, os.path.join(out, name), depth + 1)
-                finally:
-                    os.close(sub)
-                continue
-            if stat.S_ISREG(st.st_mode) and done.bytes + st.st_size > max_total:
-                notes.append(f"`{shown(where)}` would take the files past {max_total / 2**20:.0f} MB in all: "
-                             "not copied")
-                continue
-            data, why = open_regular(name, dir_fd=dir_fd)
-            if why:
-                notes.append(f"`{shown(where)}` {why}: not copied (only regular files and folders reach the grader)")
-                continue
-            _write_new(os.path.join(out, name), data)
-            done.files += 1
-            done.bytes += len(data)
-
+            copy.notes.append(f"the submission's folder is "
+                              f"{'a symbolic link' if err.errno == errno.ELOOP else 'unreadable'}"
+                              ": nothing beside the notebook was copied")
+        return copy.done, copy.notes
     try:
-        walk(root, "", dst, 0)
-    except StopIteration:
+        copy.walk(root, "", dst, 0)
+    except _TooMany:
         pass
     finally:
         os.close(root)
-    return done, notes
+    return copy.done, copy.notes
 
 
 def remove_non_regular(root: str) -> list[str]:

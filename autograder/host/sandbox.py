@@ -143,32 +143,27 @@ def memory_mounts(scratch: str, ipc_dir: str | None) -> list[str]:
     return ["/", "/dev", "/tmp", "/grader", scratch] + ([ipc_dir] if ipc_dir else [])
 
 
-def bwrap_argv(scratch: str, ipc_dir: str | None, cfg: dict, fds: dict, as_root: bool,
-               assignment: str = "", data: str | None = None, size: int | None = None) -> list[str]:
-    """bubblewrap's command line for one kernel (everything but the command it runs).
+class _Ancestors:
+    """``--dir`` arguments creating a path's missing ancestors world-traversable (bwrap would make them 0700),
+    each once."""
 
-    ``scratch`` is the kernel's folder inside (a tmpfs of ``size`` bytes, default ``scratch_bytes(cfg)``);
-    ``data``, a host folder bound read-only at ``DATA_IN``; ``fds["info"]``, where bubblewrap writes the
-    sandbox's process id (``--info-fd``).
-    """
-    bwrap = os.environ.get(BWRAP_ENV) or shutil.which("bwrap") or "bwrap"
-    made = {"/", "/usr", "/tmp", "/proc", "/dev", "/grader"}
+    def __init__(self):
+        self.made = {"/", "/usr", "/tmp", "/proc", "/dev", "/grader"}
 
-    def parents(path):
-        """Create the path's missing ancestors world-traversable (bwrap would make them 0700)."""
+    def __call__(self, path: str) -> list[str]:
         out, parts = [], Path(path).parts
         for k in range(2, len(parts)):
             anc = os.path.join(*parts[:k])
-            if anc not in made:
-                made.add(anc)
+            if anc not in self.made:
+                self.made.add(anc)
                 out += ["--perms", "0755", "--dir", anc]
         return out
 
-    argv = [bwrap, "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-net", "--unshare-ipc",
-            "--unshare-uts", "--unshare-cgroup-try", "--hostname", "grading"]
-    if not as_root:
-        argv += ["--unshare-user"]
-    argv += ["--ro-bind", "/usr", "/usr"]
+
+def _system(cfg: dict, parents: _Ancestors) -> list[str]:
+    """What every kernel sees of the machine, read-only: /usr and the top-level links into it, a few files of
+    /etc, Python's folders, /proc, /dev and the CPU (or, on a GPU, the NVIDIA devices); a private /tmp."""
+    argv = ["--ro-bind", "/usr", "/usr"]
     for link in ("bin", "lib", "lib64", "sbin", "lib32", "libx32"):
         target = os.path.join("/", link)
         if os.path.islink(target):
@@ -190,6 +185,24 @@ def bwrap_argv(scratch: str, ipc_dir: str | None, cfg: dict, fds: dict, as_root:
         argv += ["--ro-bind-try", "/sys", "/sys"]
     elif os.path.isdir("/sys/devices/system/cpu"):
         argv += parents("/sys/devices/system/cpu") + ["--ro-bind", "/sys/devices/system/cpu", "/sys/devices/system/cpu"]
+    return argv
+
+
+def bwrap_argv(scratch: str, ipc_dir: str | None, cfg: dict, fds: dict, as_root: bool,
+               assignment: str = "", data: str | None = None, size: int | None = None) -> list[str]:
+    """bubblewrap's command line for one kernel (everything but the command it runs).
+
+    ``scratch`` is the kernel's folder inside (a tmpfs of ``size`` bytes, default ``scratch_bytes(cfg)``);
+    ``data``, a host folder bound read-only at ``DATA_IN``; ``fds["info"]``, where bubblewrap writes the
+    sandbox's process id (``--info-fd``).
+    """
+    bwrap = os.environ.get(BWRAP_ENV) or shutil.which("bwrap") or "bwrap"
+    parents = _Ancestors()
+    argv = [bwrap, "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-net", "--unshare-ipc",
+            "--unshare-uts", "--unshare-cgroup-try", "--hostname", "grading"]
+    if not as_root:
+        argv += ["--unshare-user"]
+    argv += _system(cfg, parents)
     argv += ["--size", str(64 * 2**20), "--tmpfs", "/grader"]
     argv += ["--perms", "0644", "--file", str(fds["zip"]), "/grader/autograder.zip"]
     argv += ["--perms", "0666", "--file", str(fds["connection"]), "/grader/connection.json"]
@@ -638,25 +651,15 @@ def launch(connection_file: str, kernel_args: list[str] = ()) -> int:
     student, assignment = Path(notebook_dir).parts[-2:]
     with open(connection_file) as fh:
         connection = json.load(fh)
-    ipc_dir = None
-    if connection.get("transport") == "ipc":
-        ipc_dir = os.path.dirname(os.path.realpath(connection["ip"]))
-        # the socket folder is shared with the kernels before and after this one: whatever one left on a
-        # socket path nbgrader chose for this kernel goes
-        for path in socket_paths(connection):
-            _remove(path)
-    elif mode == "bwrap":
+    ipc_dir = _socket_folder(connection)
+    if ipc_dir is None and mode == "bwrap":
         print("sandboxed kernels need the ipc transport (c.KernelManager.transport = 'ipc')", file=sys.stderr)
         return 2
     workdir = tempfile.mkdtemp(prefix="lstm-kernel-")
     scratch = os.path.join(workdir, assignment)
     copied, dropped = copy_data(notebook_dir, scratch, skip=frozenset({f"{assignment}.ipynb"}))
     size = scratch_bytes(cfg, copied)
-    log_file = ""
-    if cfg["log"]:  # <log dir>/<assignment>/<student>.jsonl
-        os.makedirs(os.path.join(cfg["log"], assignment), exist_ok=True)
-        log_file = gradelog.path_for(assignment, student, cfg["log"])
-    log = GradingLog(log_file, {"kernel_dir": scratch, "sandbox": mode})
+    log = _open_log(cfg, assignment, student, {"kernel_dir": scratch, "sandbox": mode})
     for note in dropped:
         log.write({"kind": "dropped", "detail": note})
     uid = cfg["uid"] if (os.geteuid() == 0 and cfg["uid"]) else os.geteuid()
@@ -687,6 +690,26 @@ def launch(connection_file: str, kernel_args: list[str] = ()) -> int:
             for entry in os.scandir(ipc_dir):
                 _remove(entry.path, keep_sockets=True)
     return 0 if status == 0 else 1
+
+
+def _socket_folder(connection: dict) -> str | None:
+    """The folder of the kernel's sockets (None: not the ipc transport), cleared of whatever an earlier kernel
+    left on this kernel's socket paths (the folder is shared with the kernels before and after this one)."""
+    if connection.get("transport") != "ipc":
+        return None
+    folder = os.path.dirname(os.path.realpath(connection["ip"]))
+    for path in socket_paths(connection):
+        _remove(path)
+    return folder
+
+
+def _open_log(cfg: dict, assignment: str, student: str, header: dict) -> "GradingLog":
+    """The kernel's grading log, ``<log dir>/<assignment>/<student>.jsonl`` (nowhere without a log dir)."""
+    log_file = ""
+    if cfg["log"]:
+        os.makedirs(os.path.join(cfg["log"], assignment), exist_ok=True)
+        log_file = gradelog.path_for(assignment, student, cfg["log"])
+    return GradingLog(log_file, header)
 
 
 def _remove(path: str, keep_sockets: bool = False) -> None:
