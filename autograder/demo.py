@@ -1,7 +1,7 @@
 """The demo class: three sample students on every notebook, and a class of eighteen more on notebook 1.
 
 ``reference`` submits the reference solutions, ``untouched`` the release as handed out, and
-``planted_bug`` the reference with one realistic mistake per notebook (listed in ``PLANTED``). The class
+``planted_bug`` the reference with one realistic mistake per notebook (listed in ``PLANTED``, from the zoo). The class
 (``CLASS``) is drawn from notebook 1's bug zoo and correct styles: some students share a mistake, one makes
 two, two hand in after the deadline (``LATE``), so the class report has something to say.
 """
@@ -14,44 +14,24 @@ from . import zoo
 from .host.course import Course
 from .host.submissions import Mutation, fill, read, reference_answers, reference_submission, submit
 
+
+def _mutant(assignment: str, name: str) -> Mutation:
+    return next(m for m in zoo.mutants(assignment) if m.name == name)
+
+
 PLANTED = {
-    "01_lstm_cell": Mutation(
-        "no_tanh_on_c", "01_lstm_cell", "lstm_cell",
-        "h_next = o * torch.tanh(c_next)", "h_next = o * c_next",
-        "h_t = o_t * c_t: tanh missing on the cell state", bug_id="lstm_cell.no_tanh_on_c",
-    ),
-    "02_stacked_lstm": Mutation(
-        "c_passed_up", "02_stacked_lstm", "lstm", "x_t = hs[k]\n", "x_t = cs[k]\n",
-        "layer 1's cell state is handed up to layer 2 instead of its h", bug_id="stacked_lstm.c_passed_up",
-    ),
-    "03_coupled_gate": Mutation(
-        "coupled_to_output_gate", "03_coupled_gate", "coupled_lstm_cell",
-        "c_next = f * c + (1 - f) * c_tilde", "c_next = f * c + (1 - o) * c_tilde",
-        "i_t = 1 - o_t: the input gate coupled to the output gate instead of the forget gate",
-        bug_id="coupled_gate.coupled_to_o",
-    ),
-    "04_peepholes": Mutation(
-        "output_gate_not_peeking", "04_peepholes", "peephole_cell",
-        'o = sigmoid(self.preactivation("o", x, h) + c @ self.V_o.T)', 'o = sigmoid(self.preactivation("o", x, h))',
-        "the output gate has no peephole: o_t ignores V_o c_{t-1}", bug_id="peepholes.peeking_fi",
-    ),
-    "05_training_lab": Mutation(
+    "01_lstm_cell": _mutant("01_lstm_cell", "no_tanh_on_c"),
+    "02_stacked_lstm": _mutant("02_stacked_lstm", "c_passed_up"),
+    "03_coupled_gate": _mutant("03_coupled_gate", "coupled_to_output_gate"),
+    "04_peepholes": _mutant("04_peepholes", "output_gate_not_peeking"),
+    "05_training_lab": Mutation(  # the check names no mistake: its own id
         "generator_not_passed", "05_training_lab", "adding_problem",
         "first = torch.randint(0, half, (batch,), generator=generator)", "first = torch.randint(0, half, (batch,))",
         "the first marker's position ignores the generator: the same seed gives different batches",
-        bug_id="training_lab.adding_generator",  # no specific diagnosis: the check's own id
+        bug_id="training_lab.adding_generator",
     ),
-    "06_speed_ladder": Mutation(
-        "gate_order_fi_swapped", "06_speed_ladder", "fused_cell",
-        "i, f, g, o = gates.chunk(4, dim=-1)", "f, i, g, o = gates.chunk(4, dim=-1)",
-        "reads PyTorch's row blocks as f, i, g, o instead of i, f, g, o", bug_id="speed_ladder.rows_figo",
-    ),
-    "07_real_data": Mutation(
-        "confusion_transposed", "07_real_data", "evaluation",
-        "labels.long() * num_classes + predicted.long()", "predicted.long() * num_classes + labels.long()",
-        "the confusion matrix has the predicted classes as rows instead of the true ones",
-        bug_id="real_data.confusion_transposed",
-    ),
+    "06_speed_ladder": _mutant("06_speed_ladder", "gate_order_fi_swapped"),
+    "07_real_data": _mutant("07_real_data", "confusion_transposed"),
 }
 
 STUDENTS = ("reference", "untouched", "planted_bug")

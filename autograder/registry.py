@@ -21,7 +21,7 @@ NOTEBOOKS = {nb.assignment: nb for nb in (
     Notebook("03_coupled_gate", "coupled_gate", "coupled_gate"),
     Notebook("04_peepholes", "peepholes", "peepholes"),
     Notebook("05_training_lab", "training_lab"),
-    Notebook("06_speed_ladder", "speed_ladder"),
+    Notebook("06_speed_ladder", "speed_ladder", "speed_ladder"),
     Notebook("07_real_data", "real_data", "real_data"),
 )}
 

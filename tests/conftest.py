@@ -27,7 +27,8 @@ SLOWEST_FIRST = (
     "test_demo.py", "test_hostile.py", "test_zoo_02_stacked_lstm.py", "test_zoo_01_lstm_cell.py", "test_hub.py",
     "test_zoo_07_real_data.py", "test_bad_submissions.py", "test_boundary.py", "test_browser.py", "test_cluster.py",
     "test_gpu_check.py", "test_flood.py", "test_zoo_03_coupled_gate.py", "test_notebooks.py", "test_parallel.py",
-    "test_nbgrader_route.py", "test_wheel.py", "test_zoo_04_peepholes.py",
+    "test_zoo_06_speed_ladder.py", "test_nbgrader_route.py", "test_wheel.py", "test_zoo_04_peepholes.py",
+    "test_visible_checks.py",
 )
 
 

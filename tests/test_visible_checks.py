@@ -6,29 +6,33 @@ in order (the release's grading cells hold only a comment and are skipped) and r
 that raises. One kernel per notebook runs all its cases, with the namespace reset between them.
 """
 
+import os
 import re
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from autograder import zoo as bug_zoo
 from autograder.host.course import ROOT
 from autograder.host.submissions import Mutation, fill, nbgrader_meta, read, reference_answers
 from autograder.zoo import lstm_cell as zoo_1
+from autograder.zoo import real_data as zoo_7
 from autograder.zoo import stacked_lstm as zoo_2
 
 
 def zoo(module, name):
-    return next(m for m in module.MUTANTS if m.name == name)
+    """The zoo's mutant ``name`` (the mistake's own record, for a mistake the hidden tests name)."""
+    return next(m for m in bug_zoo.mutants(module.A) if m.name == name)
 
 
 def mistake(assignment, name, cell, old, new):
     return Mutation(name, assignment, cell, old, new)
 
 
-NB1, NB2 = "01_lstm_cell", "02_stacked_lstm"
+NB1, NB2, NB7 = "01_lstm_cell", "02_stacked_lstm", "07_real_data"
 # Correct answers in other styles (the grader's corpus): they must pass every visible check, like the reference.
-STYLES = {NB1: zoo_1.STYLES, NB2: zoo_2.STYLES}
+STYLES = {NB1: zoo_1.STYLES, NB2: zoo_2.STYLES, NB7: zoo_7.STYLES}
 # (mutation, the visible check cell that must stop it first, what its message must say)
 CASES = {
     NB1: [
@@ -62,6 +66,22 @@ CASES = {
         (zoo(zoo_2, "output_cell_state"), "lstm_check", r"output\[-1\] vs h_n\[-1\]"),
         (zoo(zoo_2, "load_f_i_swapped"), "load_check", r"i, f, g, o"),
     ],
+    NB7: [
+        (zoo(zoo_7, "reshape_not_transpose"), "sequences_check", r"reshape keeps the memory order"),
+        (zoo(zoo_7, "columns_as_steps"), "sequences_check", r"column t of image n"),
+        (zoo(zoo_7, "pixels_not_scaled"), "sequences_check", r"divide the pixels by 16"),
+        (zoo(zoo_7, "labels_from_one"), "sequences_check", r"labels should come back unchanged"),
+        (zoo(zoo_7, "head_on_first_layer"), "classifier_check", r"h_n\[0\], the first layer's state"),
+        (zoo(zoo_7, "head_reads_c"), "classifier_check", r"the cell state c_n\[-1\]"),
+        (zoo(zoo_7, "accuracy_percent"), "evaluation_check", r"a percentage"),
+        (zoo(zoo_7, "confusion_transposed"), "evaluation_check", r"transposed: rows are the TRUE classes"),
+        (zoo(zoo_7, "vocabulary_repeats"), "vocab_check", r"every character once"),
+        (zoo(zoo_7, "batchify_interleaved"), "batching_check", r"interleaved"),
+        (zoo(zoo_7, "targets_not_shifted"), "batching_check", r"y equals x"),
+        (zoo(zoo_7, "loss_summed"), "tbptt_check", r"MEAN cross-entropy"),
+        (zoo(zoo_7, "temperature_multiplies"), "sample_check", r"not multiply"),
+        (zoo(zoo_7, "generator_ignored"), "sample_check", r"same generator seed"),
+    ],
 }
 
 
@@ -87,7 +107,8 @@ def run_all(assignment, notebook_dir="notebooks"):
     reset = nbformat.v4.new_code_cell("%reset -f\n%matplotlib agg\nimport matplotlib.pyplot\n"
                                       "matplotlib.pyplot.close('all')")
     results = {}
-    with client.setup_kernel():
+    # the notebook as the grader runs it: notebook 7 trains for a few minibatches only
+    with client.setup_kernel(env={**os.environ, "NBGRADER_EXECUTION": "autograde"}):
         runs = [("reference", answers)]
         runs += [(f"style {name}", {**answers, **style}) for name, style in STYLES[assignment].items()]
         runs += [(m.name, m.apply(answers)) for m, _, _ in CASES[assignment]]

@@ -28,6 +28,8 @@ from .harness import (
     hidden_test,
     student,
 )
+from .mistakes import sentences
+from .mistakes.coupled_gate import MISTAKES
 
 INPUT_GATE = ("W_i", "U_i", "b_i")
 COUPLED_PARAMS = tuple(name for name in oracles.CELL_PARAMS if name not in INPUT_GATE)  # the nine
@@ -69,28 +71,7 @@ def coupled_grads(ref: nn.LSTMCell) -> dict[str, torch.Tensor]:
 # --------------------------------------------------------------------------- naming the bug
 
 
-SUSPECTS = {
-    "returns_c_h": "it returns (c_next, h_next): return them in the order (h_next, c_next).",
-    "coupled_to_o": "it matches c_t = f_t * c_{t-1} + (1 - o_t) * c~_t: the input gate is coupled to the "
-    "output gate. Couple it to the forget gate: i_t = 1 - f_t.",
-    "coupled_weights_swapped": "it matches c_t = (1 - f_t) * c_{t-1} + f_t * c~_t: the two weights are "
-    "swapped. f_t keeps the old cell c_{t-1}; (1 - f_t) scales the candidate c~_t.",
-    "i_equals_f": "it matches c_t = f_t * c_{t-1} + f_t * c~_t: the candidate is scaled by f_t, but the "
-    "coupled input gate is 1 - f_t.",
-    "no_input_gate": "it matches c_t = f_t * c_{t-1} + c~_t: the candidate is written without a gate. "
-    "Scale it by i_t = 1 - f_t.",
-    "precedence": "it matches f * c + 1 - f * c_tilde: operator precedence. Write (1 - f) * c_tilde, with "
-    "parentheses.",
-    "uncoupled": "it matches a standard LSTM with its own input gate sigma(W_i h + U_i x + b_i): a coupled "
-    "cell has no input-gate parameters and computes i_t = 1 - f_t.",
-    "ignore_h": "it matches a coupled cell that ignores the given h: the gates must use the h passed in "
-    "(W_* h), not zeros.",
-    "ignore_c": "it matches a coupled cell that ignores the given c: c_t = f_t * c_{t-1} + (1 - f_t) * c~_t "
-    "must use the c passed in.",
-    "candidate_sigmoid": "it matches a coupled cell whose candidate c~ uses sigmoid: the candidate uses "
-    "tanh.",
-    "no_tanh_on_c": "h_next matches o * c_next: the equation is h_t = o_t * tanh(c_t).",
-}
+SUSPECTS = sentences(MISTAKES)  # in the order they are tried
 
 
 def name_bug(params, x, h, c, got_h, got_c) -> tuple[str, str] | None:

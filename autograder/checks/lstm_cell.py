@@ -237,9 +237,6 @@ def load_from_torch_stripes():
                 raise GradingFailure(
                     f"{name} holds the '{found[0]}' stripe of {source}: PyTorch stacks its rows as i, f, g, o, "
                     f"so gate {gate} is rows {rows.start}:{rows.stop}.", bug="load_gate_order")
-            if name[0] in "UW" and close(got, (w_hh if name[0] == "U" else w_ih)[rows], atol=1e-6, rtol=1e-6):
-                raise GradingFailure(f"{name} holds rows of the other matrix: U_* come from weight_ih (input), "
-                                     "W_* from weight_hh (hidden).", bug="load_ih_hh_swapped")
             raise GradingFailure(f"{name} does not hold rows {rows.start}:{rows.stop} of {source}.")
 
 

@@ -15,6 +15,8 @@ import torch.nn as nn
 from . import _cell, suspects
 from ._cell import F64
 from .harness import GradingFailure, Remote, call, close, hidden_test, student
+from .mistakes import sentences
+from .mistakes.speed_ladder import MISTAKES
 
 # The tests never compile anything (the notebook's own cells call torch.compile, or torch.jit.script while
 # nbgrader grades): they run the student's cell as it is, eagerly, through the probe.
@@ -87,14 +89,7 @@ def _torch_cell_from(params):
 # --------------------------------------------------------------------------- naming the bug
 
 
-BUGS = {
-    "no_bias_ih": "it matches torch.nn.LSTMCell without bias_ih: add both biases, bias_ih and bias_hh.",
-    "no_bias_hh": "it matches torch.nn.LSTMCell without bias_hh: add both biases, bias_ih and bias_hh.",
-    "ignore_h": "it matches an LSTM that ignores the given h: the gates need h @ weight_hh.T.",
-    "ignore_c": "it matches an LSTM that ignores the given c: c_next = f * c + i * g uses the c you were given.",
-    "candidate_sigmoid": "it matches an LSTM whose candidate g uses sigmoid: the third stripe g uses tanh.",
-    "no_tanh_on_c": "h_next matches o * c_next: the equation is h_t = o_t * tanh(c_t).",
-}
+BUGS = sentences(MISTAKES)
 
 
 def _rows_sentence(order):

@@ -23,6 +23,8 @@ from .harness import (
     max_abs_diff,
     student,
 )
+from .mistakes import sentences
+from .mistakes.stacked_lstm import MISTAKES
 
 F64 = torch.float64
 
@@ -359,35 +361,9 @@ def _stack(params, x, h0, c0, bug=None):
     return torch.stack(outputs), torch.stack(hs), torch.stack(cs), extra
 
 
-OWN_STATE = "its own (h, c) from step t-1 (starting from h0[1], c0[1]) as its state"
-STACK_SUSPECTS = {
-    "state_from_below": "it matches a stack in which each layer above the first starts its step from the "
-    "(h, c) the layer below just computed. Each layer keeps its own state: layer 2 gets layer 1's h_t as "
-    f"its input and {OWN_STATE}.",
-    "shared_state": "it matches a stack that threads one single (h, c) through all layers and steps. Keep "
-    f"one state per layer (hs[k], cs[k]): layer 2 gets layer 1's h_t as its input and {OWN_STATE}.",
-    "initial_from_layer1": "it matches a stack in which every layer starts from h0[0], c0[0]. Layer k+1 "
-    "starts from its own initial state h0[k], c0[k].",
-    "zero_initial": "it matches a stack that ignores the given h0 and c0 and starts from zeros: use them "
-    "when they are given (zeros only when they are None).",
-    "zero_h0": "it matches a stack that ignores the given h0 and starts from h = 0 (c0 is used): use h0 "
-    "when it is given (zeros only when it is None).",
-    "zero_c0": "it matches a stack that ignores the given c0 and starts from c = 0 (h0 is used): use c0 "
-    "when it is given (zeros only when it is None).",
-    "no_carry": "it matches a stack that restarts every step from h0 and c0: carry each layer's (h, c) "
-    "from step t-1 to step t.",
-    "input_to_all": "it matches a stack in which every layer reads x_t. Only layer 1 reads the input; "
-    "layer 2 reads layer 1's h_t of the same step.",
-    "c_passed_up": "it matches a stack that hands the layer below's cell state c_t up as the input. "
-    "Layer 2's input is layer 1's hidden state h_t; c stays inside its layer.",
-    "h_c_swapped": "it matches a stack that passes a layer's state to its cell as (c, h): the cell's "
-    "signature is cell(x, h, c).",
-}
+STACK_SUSPECTS = sentences(MISTAKES)  # in the order they are tried
 
-OUTPUT_SUSPECTS = {
-    "first_layer": "output holds the first layer's h_t: output is the last (top) layer's h_t at every step.",
-    "top_cells": "output holds the last layer's cell state c_t: output is its hidden state h_t.",
-}
+OUTPUT_SUSPECTS = {name: MISTAKES[f"output_{name}"].sentence for name in ("first_layer", "top_cells")}
 
 
 def _diagnose(model, x, h0, c0, got, want, label):
@@ -465,15 +441,6 @@ def _expect_forward(model, x, h0, c0, label, batch_first=False):
             )
         return got
     if batch_first and batched:
-        try:
-            seq_first = _reference(model, x, h0, c0, batch_first=False)
-        except RuntimeError:  # the states do not fit x read as (seq_len, batch, ·)
-            seq_first = None
-        if seq_first is not None and close(got[0], seq_first[0]) and close(got[1], seq_first[1]):
-            raise GradingFailure(
-                f"{label}: with batch_first=True your model ran the recurrence over the batch axis: x is "
-                "(batch, seq_len, input_size), so transpose it to (seq_len, batch, input_size) before the "
-                "time loop, and output back at the end.", bug="batch_first_ignored")
         x = x.transpose(0, 1)
         got = (got[0].transpose(0, 1), *got[1:])
         want = (want[0].transpose(0, 1), *want[1:])
@@ -509,7 +476,7 @@ def _equal_size_diagnosis(original: GradingFailure):
     for bug in ("input_to_all", "c_passed_up"):
         if close(output, _stack(params, x, h0, c0, bug)[0]):
             raise GradingFailure(
-                f"{original} With input_size == hidden_size it runs, and {STACK_SUSPECTS[bug]}"
+                f"{original} With input_size == hidden_size it runs, and {STACK_SUSPECTS[bug]}", bug=bug
             ) from None
     if close(output, _reference(model, x.transpose(0, 1), h0, c0)[0]):
         raise GradingFailure(

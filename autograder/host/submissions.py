@@ -46,7 +46,7 @@ class Mutation:
 
     ``message`` is a regular expression the student's feedback must match to count as naming the bug;
     ``bug_id`` the stable bug id the hidden tests must give it (the first failing grading cell of ``cell``'s
-    exercise).
+    exercise, or grading cell ``at``).
     """
 
     name: str
@@ -57,6 +57,7 @@ class Mutation:
     description: str = ""
     message: str = ""
     bug_id: str = ""
+    at: str = ""
 
     def apply(self, answers: dict[str, str]) -> dict[str, str]:
         code = answers[self.cell]

@@ -1,7 +1,9 @@
 """The bug zoo and the correct-style corpus, graded through real nbgrader.
 
 Each mutant is the reference solution with one realistic student mistake (``Mutation``); it must lose
-points on its own exercise, and the message the student sees should name the mistake. Each style is
+points on its own exercise, with the bug id it expects, and the message the student sees should name the mistake.
+The mutants of the mistakes a hidden test names come from their records (``autograder.checks.mistakes``); those
+of failures with no specific diagnosis, and the correct styles, from the notebook's module here. Each style is
 an independently written correct answer; it must get full marks. Both are placed into the release
 notebook's solution cells and graded exactly as a student's submission.
 """
@@ -11,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 
 from .. import gradelog, registry
+from ..checks.mistakes import cell as cell_mistakes
+from ..checks.mistakes import harness as harness_mistakes
 from ..host import report
 from ..host.batch import grade, log_file
 from ..host.course import Course
@@ -23,9 +27,36 @@ def _module(assignment):
     return importlib.import_module(f"autograder.zoo.{nb.zoo}") if nb and nb.zoo else None
 
 
+def _records(checks: str) -> dict:
+    """The mistakes of a checks module (``autograder.checks.mistakes.<checks>``), if it names any."""
+    try:
+        return importlib.import_module(f"autograder.checks.mistakes.{checks}").MISTAKES
+    except ModuleNotFoundError as err:
+        if err.name != f"autograder.checks.mistakes.{checks}":
+            raise
+        return {}
+
+
+def recorded(assignment: str) -> list[Mutation]:
+    """The mutants of the assignment's mistakes, as submissions to grade: its own, and those of the shared cell tests
+    and of the harness that are graded in this notebook."""
+    nb = registry.NOTEBOOKS.get(assignment)
+    if nb is None:
+        return []
+    found = []
+    for records in (_records(nb.checks), cell_mistakes.MISTAKES, harness_mistakes.MISTAKES):
+        for mistake in records.values():
+            for m in mistake.mutants:
+                if (m.assignment or assignment) == assignment:
+                    found.append(Mutation(m.name or mistake.bug, assignment, m.cell, m.old, m.new, m.description,
+                                          m.message, f"{nb.checks}.{m.bug or mistake.bug}", m.at))
+    return found
+
+
 def mutants(assignment: str) -> list[Mutation]:
+    """The assignment's mistakes' mutants, then the zoo's own (those whose failure is the check's own id)."""
     module = _module(assignment)
-    return list(getattr(module, "MUTANTS", []))
+    return recorded(assignment) + list(getattr(module, "MUTANTS", []))
 
 
 def styles(assignment: str) -> dict[str, dict[str, str]]:
@@ -92,7 +123,8 @@ def run(course: Course, assignment: str) -> list[Outcome]:
                           expected_bug=mutation.bug_id if mutation is not None else "")
         verdicts = gradelog.verdicts(log_file(course, assignment, student))
         lost_ids = {r.grade_id for r in mine if r.score < r.max_score and (not exercise or r.exercise == exercise)}
-        outcome.bug = next((str(verdicts[g].get("bug", "")) for g in in_order if g in lost_ids and g in verdicts), "")
+        at = [mutation.at] if mutation is not None and mutation.at else in_order
+        outcome.bug = next((str(verdicts[g].get("bug", "")) for g in at if g in lost_ids and g in verdicts), "")
         if mutation is not None and mutation.message:
             outcome.named = any(re.search(mutation.message, m) for m in messages)
         if not mine:

@@ -1,4 +1,5 @@
-"""Notebook 3: realistic mistakes the hidden tests must catch, and correct answers in other styles."""
+"""Notebook 3: the mistakes the hidden tests catch without naming them (those they name are in
+``autograder.checks.mistakes.coupled_gate``, with their mutants), and correct answers in other styles."""
 
 from ..host.submissions import Mutation
 
@@ -13,33 +14,14 @@ UPDATE = "c_next = f * c + (1 - f) * c_tilde"
 DELETE = "del self.W_i, self.U_i, self.b_i"
 
 MUTANTS = [
-    bug("coupled_to_output_gate", "coupled_lstm_cell", UPDATE, "c_next = f * c + (1 - o) * c_tilde",
-        "i_t = 1 - o_t: the input gate coupled to the output gate instead of the forget gate",
-        r"coupled to the output gate", "coupled_gate.coupled_to_o"),
     bug("keeps_input_gate", "coupled_lstm_cell", DELETE, "pass",
         "W_i, U_i, b_i kept (unused)", r"no input-gate parameters", "coupled_gate.coupled_cell_parameters"),
-    bug("weights_swapped", "coupled_lstm_cell", UPDATE, "c_next = (1 - f) * c + f * c_tilde",
-        "(1 - f) keeps the old cell and f writes the candidate", r"weights are swapped", "coupled_gate.coupled_weights_swapped"),
-    bug("missing_parentheses", "coupled_lstm_cell", UPDATE, "c_next = f * c + 1 - f * c_tilde",
-        "f * c + 1 - f * c_tilde: operator precedence", r"precedence", "coupled_gate.precedence"),
-    bug("input_gate_is_f", "coupled_lstm_cell", UPDATE, "c_next = f * c + f * c_tilde",
-        "the candidate scaled by f instead of 1 - f", r"scaled by f_t", "coupled_gate.i_equals_f"),
-    bug("ungated_candidate", "coupled_lstm_cell", UPDATE, "c_next = f * c + c_tilde",
-        "the candidate written without a gate", r"without a gate", "coupled_gate.no_input_gate"),
-    bug("asks_for_input_gate", "coupled_lstm_cell", UPDATE,
-        'c_next = f * c + sigmoid(self.preactivation("i", x, h)) * c_tilde',
-        "forward still computes an input gate from the deleted W_i", r"input-gate parameter",
-        "coupled_gate.asks_for_input_gate"),
     bug("fixed_dtype_states", "coupled_lstm_cell", "h = x.new_zeros(*x.shape[:-1], self.hidden_size)",
         "h = torch.zeros(*x.shape[:-1], self.hidden_size)", "default h created as float32 on the CPU",
         r"x\.new_zeros", "coupled_gate.coupled_cell_forms"),
     bug("batched_only_states", "coupled_lstm_cell", "c = x.new_zeros(*x.shape[:-1], self.hidden_size)",
         "c = x.new_zeros(x.shape[0], self.hidden_size)", "default c always 2-D: breaks a 1-D x",
         r"1-D", "coupled_gate.coupled_cell_forms"),
-    bug("no_tanh_on_c", "coupled_lstm_cell", "h_next = o * torch.tanh(c_next)", "h_next = o * c_next",
-        "h_t = o_t * c_t: tanh missing on the cell state", r"tanh\(c_t\)", "coupled_gate.no_tanh_on_c"),
-    bug("returns_c_then_h", "coupled_lstm_cell", "return h_next, c_next", "return c_next, h_next",
-        "returns (c_next, h_next)", r"order \(h_next, c_next\)", "coupled_gate.returns_c_h"),
     bug("cell_class_not_set", "coupled_lstm", "cell_class = CoupledLSTMCell", "pass",
         "CoupledLSTM keeps LSTM's cell_class", r"inherited from LSTM", "coupled_gate.coupled_lstm_class"),
     bug("cell_class_LSTMCell", "coupled_lstm", "cell_class = CoupledLSTMCell", "cell_class = LSTMCell",
@@ -62,14 +44,6 @@ FORWARD = '''        if h is None:
         c_next = f * c + (1 - f) * c_tilde
         h_next = o * torch.tanh(c_next)
         return h_next, c_next'''
-
-MUTANTS.append(bug(
-    "standard_lstm", "coupled_lstm_cell",
-    DELETE + "\n\n    def forward(self, x, h=None, c=None):\n" + FORWARD.split("\n        h_next")[0],
-    "pass\n\n    def forward(self, x, h=None, c=None):\n"
-    + FORWARD.split("\n        h_next")[0].replace(
-        "(1 - f) * c_tilde", 'sigmoid(self.preactivation("i", x, h)) * c_tilde'),
-    "W_i, U_i, b_i kept and used: a standard LSTM cell", r"no input-gate parameters|standard LSTM", "coupled_gate.coupled_cell_parameters"))
 
 CELL_HEAD = '''class CoupledLSTMCell(LSTMCell):
     """An LSTM cell whose input gate is 1 - f."""

@@ -1,4 +1,5 @@
-"""Notebook 4: realistic mistakes the hidden tests must catch, and correct answers in other styles."""
+"""Notebook 4: the mistakes the hidden tests catch without naming them (those they name are in
+``autograder.checks.mistakes.peepholes``, with their mutants), and correct answers in other styles."""
 
 from ..host.submissions import Mutation
 
@@ -18,33 +19,10 @@ O_AND_UPDATE = ('o = sigmoid(self.preactivation("o", x, h) + c @ self.V_o.T)\n'
                 '        c_next = f * c + i * c_tilde\n')
 
 MUTANTS = [
-    bug("output_gate_not_peeking", CELL, 'o = sigmoid(self.preactivation("o", x, h) + c @ self.V_o.T)',
-        'o = sigmoid(self.preactivation("o", x, h))', "the output gate has no peephole",
-        r"output gate has no peephole", "peepholes.peeking_fi"),
-    bug("peepholes_on_h", CELL, THREE, THREE.replace("+ c @", "+ h @"), "peepholes multiply h instead of c",
-        r"instead of the cell state", "peepholes.on_h_fio"),
-    bug("V_transposed", CELL, THREE, THREE.replace(".T)", ")"), "c @ V instead of c @ V.T",
-        r"V not transposed", "peepholes.V_not_transposed"),
-    bug("output_gate_peeks_new_c", CELL, O_AND_UPDATE,
-        'c_tilde = torch.tanh(self.preactivation("c", x, h))\n        c_next = f * c + i * c_tilde\n'
-        '        o = sigmoid(self.preactivation("o", x, h) + c_next @ self.V_o.T)\n',
-        "the output gate peeks at c_t instead of c_{t-1}", r"peeks at the new cell state", "peepholes.o_peeks_new_c"),
-    bug("V_f_V_i_swapped", CELL, THREE, THREE.replace("V_f", "V_X").replace("V_i", "V_f").replace("V_X", "V_i"),
-        "the forget gate uses V_i and the input gate V_f", r"forget gate uses V_i", "peepholes.peepholes_f_i_swapped"),
-    bug("V_never_initialised", CELL, "        self.reset_parameters()\n", "",
-        "V_* left as torch.empty: reset_parameters not called again", r"reset_parameters", "peepholes.init_not_called"),
-    bug("V_plain_tensors", CELL, "nn.Parameter(torch.empty(hidden_size, hidden_size))",
-        "torch.randn(hidden_size, hidden_size) * 0.1", "V_* plain tensors, not nn.Parameter",
-        r"nn\.Parameter|plain tensor|missing the parameters", "peepholes.plain_tensor_parameter"),
     bug("peephole_detached", CELL, THREE, THREE.replace("+ c @", "+ c.detach() @"),
         "the peepholes read c.detach()", r"detach", "peepholes.peephole_gradients"),
     bug("stack_of_plain_cells", "peephole_lstm", "cell_class = PeepholeLSTMCell", "cell_class = LSTMCell",
         "PeepholeLSTM keeps cell_class = LSTMCell", r"cell_class", "peepholes.peephole_lstm_structure"),
-    bug("diagonal_output_gate_on_old_c", "diagonal_peephole_cell", "self.v_o * c_next", "self.v_o * c",
-        "the diagonal cell's output gate peeks at c_{t-1}", r"previous cell state", "peepholes.o_peeks_old_c"),
-    bug("diagonal_v_as_matrix", "diagonal_peephole_cell", "nn.Parameter(torch.empty(hidden_size))",
-        "nn.Parameter(torch.empty(hidden_size, hidden_size))", "diagonal peepholes stored as matrices",
-        r"shape", "peepholes.parameter_shape"),
 ]
 
 STYLES = {

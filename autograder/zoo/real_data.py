@@ -1,4 +1,5 @@
-"""Notebook 7: realistic mistakes the hidden tests must catch, and correct answers in other styles."""
+"""Notebook 7: the mistakes the hidden tests catch without naming them (those they name are in
+``autograder.checks.mistakes.real_data``, with their mutants), and correct answers in other styles."""
 
 from ..host.submissions import Mutation
 
@@ -13,36 +14,6 @@ def bug(name, cell, old, new, description, message, bug_id=""):
 DETACH = "        if state is not None:\n            state = tuple(s.detach() for s in state)\n"
 
 MUTANTS = [
-    bug("reshape_not_transpose", "to_sequences", ".transpose(0, 1)", ".reshape(8, -1, 8)",
-        "the images reshaped to (8, N, 8) instead of transposed", r"reshape"),
-    bug("head_on_first_layer", "sequence_classifier", "self.head(h_n[-1])", "self.head(h_n[0])",
-        "the head reads the first layer's final h", r"FIRST layer"),
-    bug("rnn_class_ignored", "sequence_classifier", "self.rnn = rnn_class(", "self.rnn = LSTM(",
-        "the stack is always the course's LSTM, whatever rnn_class says", r"rnn_class"),
-    bug("head_reads_detached_h", "sequence_classifier", "self.head(h_n[-1])", "self.head(h_n[-1].detach())",
-        "the head reads h_n[-1].detach(): the stack never learns", r"no gradient",
-        "parameter_gets_no_gradient"),
-    bug("confusion_transposed", "evaluation", "labels.long() * num_classes + predicted.long()",
-        "predicted.long() * num_classes + labels.long()", "rows are the predicted classes", r"transposed"),
-    bug("accuracy_percent", "evaluation", "return (predicted == labels).double().mean().item()",
-        "return 100 * (predicted == labels).double().mean().item()", "accuracy as a percentage", r"percentage"),
-    bug("sklearn_metrics", "evaluation", "return (predicted == labels).double().mean().item()",
-        "from sklearn.metrics import accuracy_score\n    return float(accuracy_score(labels.cpu(), predicted.cpu()))",
-        "accuracy borrowed from sklearn.metrics (right numbers, not the student's own)", r"scikit-learn"),
-    bug("vocabulary_unsorted", "vocabulary_and_encode", "return sorted(set(text))", "return list(set(text))",
-        "the vocabulary in set order", r"another order"),
-    bug("batchify_interleaved", "batchify_and_chunks", ".reshape(batch_size, length).T",
-        ".reshape(length, batch_size)", "data.view(-1, B): the columns interleave the text", r"interleaved"),
-    bug("targets_not_shifted", "batchify_and_chunks", "streams[i + 1:i + 1 + n]", "streams[i:i + n]",
-        "y = x: the targets are not the next characters", r"NEXT"),
-    bug("state_not_detached", "train_tbptt", DETACH, "",
-        "the state goes to the next chunk undetached", r"[Dd]etach the state"),
-    bug("loss_summed", "train_tbptt", "y.reshape(-1))", 'y.reshape(-1), reduction="sum")',
-        "the chunk's loss is the sum of the cross-entropies", r"SUM"),
-    bug("temperature_multiplies", "sample", "z / temperature", "z * temperature",
-        "the logits multiplied by the temperature", r"multiplies"),
-    bug("generator_ignored", "sample", ", generator=generator).item()", ").item()",
-        "torch.multinomial without the generator", r"generator=generator"),
 ]
 
 STYLES = {

@@ -1,4 +1,5 @@
-"""Notebook 2: realistic mistakes the hidden tests must catch .
+"""Notebook 2: the mistakes the hidden tests catch without naming them (those they name are in
+``autograder.checks.mistakes.stacked_lstm``, with their mutants), and correct answers in other styles.
 
 Each was checked in-process and through nbgrader: it loses points on its own exercise and the
 message matches ``message``.
@@ -20,26 +21,6 @@ BF_OUT = "        if self.batch_first and batched:\n            output = output.
 INIT = "self.cell_class(input_size if k == 0 else hidden_size, hidden_size)"
 
 MUTANTS = [
-    bug("layer2_gets_x", "lstm", PASS_UP, "            outputs.append(hs[-1])",
-        "layer 2 is fed x_t instead of layer 1's h_t", r"every layer reads x_t", "stacked_lstm.lstm_forward"),
-    bug("c_passed_up", "lstm", "x_t = hs[k]\n", "x_t = cs[k]\n",
-        "layer 1's cell state is handed up instead of its h", r"cell state c_t up as the input", "stacked_lstm.c_passed_up"),
-    bug("state_from_layer1", "lstm", "layer(x_t, hs[k], cs[k])", "layer(x_t, hs[0], cs[0])",
-        "every layer starts its step from layer 1's state", r"the layer below just computed", "stacked_lstm.state_from_below"),
-    bug("initial_from_layer1", "lstm", "hs, cs = list(h0.unbind(0)), list(c0.unbind(0))",
-        "hs, cs = [h0[0]] * self.num_layers, [c0[0]] * self.num_layers",
-        "every layer starts from h0[0], c0[0]", r"every layer starts from h0\[0\]", "stacked_lstm.initial_from_layer1"),
-    bug("no_carry", "lstm", "        for x_t in x.unbind(0):\n",
-        "        for x_t in x.unbind(0):\n            hs, cs = list(h0.unbind(0)), list(c0.unbind(0))\n",
-        "the state restarts from h0, c0 at every step", r"restarts every step", "stacked_lstm.no_carry"),
-    bug("ignore_h0", "lstm", "h0 = x.new_zeros(state_shape) if h0 is None else h0",
-        "h0 = x.new_zeros(state_shape)", "the given h0 is ignored", r"ignores the given h0", "stacked_lstm.zero_h0"),
-    bug("h_c_swapped", "lstm", "layer(x_t, hs[k], cs[k])", "layer(x_t, cs[k], hs[k])",
-        "state passed to the cell as (c, h)", r"cell\(x, h, c\)", "stacked_lstm.h_c_swapped"),
-    bug("output_first_layer", "lstm", "            outputs.append(x_t)", "            outputs.append(hs[0])",
-        "output holds layer 1's h", r"first layer's h_t", "stacked_lstm.output_first_layer"),
-    bug("output_cell_state", "lstm", "            outputs.append(x_t)", "            outputs.append(cs[-1])",
-        "output holds the top layer's c", r"cell state c_t: output is its hidden state", "stacked_lstm.output_top_cells"),
     bug("h_n_last_layer_only", "lstm", RETURN, "return output, (hs[-1], cs[-1])",
         "h_n, c_n hold only the last layer", r"holds only one layer", "stacked_lstm.lstm_forward"),
     bug("h_n_list", "lstm", RETURN, "return output, (hs, cs)", "h_n, c_n returned as lists", r"h_n is a list", "stacked_lstm.lstm_forward"),
@@ -54,13 +35,7 @@ MUTANTS = [
         "LSTMCell(...) instead of self.cell_class(...)", r"self\.cell_class", "stacked_lstm.lstm_structure"),
     bug("all_layers_read_input", "lstm", INIT, "self.cell_class(input_size, hidden_size)",
         "every layer built input_size -> hidden_size", r"cell_class\(hidden_size, hidden_size\)", "stacked_lstm.lstm_structure"),
-    bug("batch_first_ignored", "lstm", BF_IN + "\n", "", "batch_first input not transposed",
-        r"batch_first=True, x is \(batch, seq_len, input_size\)",
-        "stacked_lstm.batch_first_not_transposed"),
     bug("batch_first_output", "lstm", BF_OUT, "", "output not transposed back", r"transpose it back", "stacked_lstm.lstm_batch_first"),
-    bug("batch_first_unbatched", "lstm", BF_IN, "        if self.batch_first:\n            x = x.transpose(0, 1)",
-        "an unbatched x transposed too", r"unbatched x is still \(seq_len, input_size\)",
-        "stacked_lstm.batch_first_unbatched"),
     bug("batch_first_states", "lstm", RETURN,
         "h_n, c_n = torch.stack(hs), torch.stack(cs)\n        if self.batch_first and batched:\n"
         "            h_n, c_n = h_n.transpose(0, 1), c_n.transpose(0, 1)\n        return output, (h_n, c_n)",
@@ -76,9 +51,6 @@ MUTANTS = [
         "h detached on its way up", r"\.detach\(\)", "stacked_lstm.lstm_gradients"),
     bug("reset_does_nothing", "lstm", "        for layer in self.layers:\n            layer.reset_parameters()",
         "        pass", "reset_parameters does nothing", r"reset_parameters", "stacked_lstm.lstm_structure"),
-    bug("ready_made", "lstm", "        batched = x.dim() == 3",
-        "        return nn.LSTM(self.input_size, self.hidden_size, self.num_layers).double()(x)",
-        "calls torch.nn.LSTM", r"Write the recurrence yourself", "stacked_lstm.ready_made_lstm"),
     bug("load_layer_index", "load_lstm_from_torch", 'f"weight_ih_l{k}"', 'f"weight_ih_l{min(k, 1)}"',
         "layer 2 reads layer 1's weight_ih", r"holds layer 1's weights", "stacked_lstm.load_lstm_from_torch_layers"),
     bug("load_two_layers", "load_lstm_from_torch", "for k, cell in enumerate(model.layers):",

@@ -1,0 +1,47 @@
+"""Notebook 6's mistakes: the fused cell on PyTorch's weights (the suspects of ``checks.speed_ladder``)."""
+
+from . import Mutant, mistake, suspect, table
+
+GATES = "gates = x @ self.weight_ih.T + self.bias_ih + h @ self.weight_hh.T + self.bias_hh"
+
+MISTAKES = table(
+    suspect("no_bias_ih",
+        "it matches torch.nn.LSTMCell without bias_ih: add both biases, bias_ih and bias_hh.",
+        Mutant("fused_cell", GATES, "gates = x @ self.weight_ih.T + h @ self.weight_hh.T + self.bias_hh",
+               description="bias_ih left out of the gates", message=r"without bias_ih")),
+    suspect("no_bias_hh",
+        "it matches torch.nn.LSTMCell without bias_hh: add both biases, bias_ih and bias_hh.",
+        Mutant("fused_cell", GATES, "gates = x @ self.weight_ih.T + self.bias_ih + h @ self.weight_hh.T",
+               description="bias_hh left out of the gates", message=r"without bias_hh")),
+    suspect("ignore_h",
+        "it matches an LSTM that ignores the given h: the gates need h @ weight_hh.T.",
+        Mutant("fused_cell", "        if h is None:\n", "        if True:\n", name="given_h_ignored",
+               description="the h passed in is replaced by zeros", message=r"ignores the given h")),
+    suspect("ignore_c",
+        "it matches an LSTM that ignores the given c: c_next = f * c + i * g uses the c you were given.",
+        Mutant("fused_cell", "        if c is None:\n", "        if True:\n", name="given_c_ignored",
+               description="the c passed in is replaced by zeros", message=r"ignores the given c")),
+    suspect("candidate_sigmoid",
+        "it matches an LSTM whose candidate g uses sigmoid: the third stripe g uses tanh.",
+        Mutant("fused_cell", "torch.sigmoid(i) * torch.tanh(g)", "torch.sigmoid(i) * torch.sigmoid(g)",
+               description="sigmoid instead of tanh for the candidate g", message=r"g uses tanh")),
+    suspect("no_tanh_on_c",
+        "h_next matches o * c_next: the equation is h_t = o_t * tanh(c_t).",
+        Mutant("fused_cell", "h_next = torch.sigmoid(o) * torch.tanh(c_next)", "h_next = torch.sigmoid(o) * c_next",
+               description="tanh missing on the cell state", message=r"tanh\(c_t\)")),
+    mistake("rows_*", "",
+        Mutant("fused_cell", "i, f, g, o = gates.chunk(4, dim=-1)", "f, i, g, o = gates.chunk(4, dim=-1)",
+               name="gate_order_fi_swapped",
+               description="reads PyTorch's row blocks as f, i, g, o instead of i, f, g, o",
+               message=r"f \(forget\), i \(input\)", bug="rows_figo"),
+        Mutant("fused_cell", "i, f, g, o = gates.chunk(4, dim=-1)", "i, f, o, g = gates.chunk(4, dim=-1)",
+               name="gate_order_go_swapped",
+               description="reads the last two row blocks as o, g: the candidate from the output gate's rows",
+               message=r"o \(output\), g \(candidate\)", bug="rows_ifog")),
+    mistake("init_wrong_k", "",
+        Mutant("fused_cell", "k = 1 / math.sqrt(self.hidden_size)", "k = 1 / math.sqrt(4 * self.hidden_size)",
+               description="k = 1/sqrt(4H), counting the rows of the fused matrix", message=r"not 4 \* H")),
+    mistake("unbatched_chunk_dim", "",
+        Mutant("fused_cell", "i, f, g, o = gates.chunk(4, dim=-1)", "i, f, g, o = gates.chunk(4, dim=1)",
+               description="chunk along dim 1: one example (1-D gates) has no dim 1", message=r"chunk\(4, dim=-1\)")),
+)
