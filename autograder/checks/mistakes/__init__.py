@@ -54,8 +54,8 @@ class Mistake:
         return fnmatch.fnmatchcase(bug, self.bug)
 
 
-def mistake(bug: str, sentence: str = "", *mutants: Mutant, suspect: bool = False) -> Mistake:
-    return Mistake(bug, sentence, tuple(mutants), suspect)
+def mistake(bug: str, sentence: str = "", *mutants: Mutant) -> Mistake:
+    return Mistake(bug, sentence, tuple(mutants))
 
 
 def suspect(bug: str, sentence: str, *mutants: Mutant) -> Mistake:
@@ -73,11 +73,9 @@ def table(*mistakes: Mistake) -> dict[str, Mistake]:
     return out
 
 
-def sentences(mistakes, only_suspects: bool = True) -> dict[str, str]:
-    """{bug: sentence} of the suspects among ``mistakes`` (a table or an iterable of records), in order: what
-    ``suspects.name_bug`` tries."""
-    records = mistakes.values() if isinstance(mistakes, dict) else mistakes
-    return {m.bug: m.sentence for m in records if m.suspect or not only_suspects}
+def sentences(mistakes: dict[str, Mistake]) -> dict[str, str]:
+    """{bug: sentence} of the suspects of a table, in order: what ``suspects.name_bug`` tries."""
+    return {m.bug: m.sentence for m in mistakes.values() if m.suspect}
 
 
 def find(mistakes: dict[str, Mistake], bug: str) -> Mistake | None:
