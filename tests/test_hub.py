@@ -340,6 +340,15 @@ def students_are_kept_apart(hub: Hub, victim: str, intruder: str) -> None:
     allowed(grader, "touch", str(klass.course_dir / ".probe"))
     denied(intruder, "touch", str(exchange / "outbound" / ASSIGNMENT / "planted.ipynb"))
     allowed(grader, "touch", str(exchange / "outbound" / ".probe"))
+    # the checkout the course runs from: what gives answers away is the grader account's to read, not a student's
+    for rel in (f"source/{ASSIGNMENT}/{ASSIGNMENT}.ipynb", f"solutions/{ASSIGNMENT}/{ASSIGNMENT}.ipynb",
+                "autograder/zoo/lstm_cell.py", "autograder/checks/mistakes/lstm_cell.py", "autograder/ladder.py",
+                ".git/HEAD", "tests/zoo_common.py"):
+        denied(intruder, "cat", str(ROOT / rel))
+        allowed(grader, "cat", str(ROOT / rel))
+    denied(intruder, "ls", str(ROOT / "source"))
+    allowed(intruder, "cat", str(ROOT / "notebooks" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"))  # the release is public
+    allowed(intruder, "cat", str(ROOT / "autograder" / "hub" / "exchange.py"))  # what a server imports to submit
 
 
 def plant_in_inbound(hub: Hub, forger: str, victim: str) -> None:

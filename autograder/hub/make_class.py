@@ -5,8 +5,11 @@ private home and a password in ``DIR/hub/passwords``) and the course's Unix grou
 grader account that the course service runs as; the course directory (this checkout's ``source/`` and
 ``nbgrader_config.py``), the grader account's alone; nbgrader's exchange with the permissions of nbgrader's
 docs (a world-writable root with the sticky bit; inbound writable, not listable, sticky); every server's
-nbgrader config; ``DIR/hub/class.json`` (``layout``). ``--remove`` takes it all away
-again: the users' processes, the users and their homes, the group, ``DIR``.
+nbgrader config; ``DIR/hub/class.json`` (``layout``). The checkout itself holds the course environment
+every server runs, so it stays readable, but what gives answers away (``PRIVATE``: the solutions, the zoo's
+correct styles, the mistakes' edits of the reference answers, the speed ladder, the tests) is closed to other
+users and opened to the grader account by an ACL (``setfacl``, package ``acl``). ``--remove`` takes it all away
+again: the users' processes, the users and their homes, the group, the grader's ACL entries, ``DIR``.
 """
 
 import argparse
@@ -32,6 +35,31 @@ def run(*cmd: str, stdin: str | None = None) -> None:
     done = subprocess.run(cmd, input=stdin, text=True, capture_output=True)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed: {done.stderr.strip()}")
+
+
+# What a student's account may not read in the checkout (relative to it): closed to "other", open to graders.
+PRIVATE = ("source", "solutions", ".git", "tests", "benchmarks", "autograder/checks", "autograder/zoo",
+           "autograder/ladder.py", "autograder/demo.py")
+
+
+def close_checkout(klass: Class) -> None:
+    """``PRIVATE`` closed to other users, readable by the class's grader account (the service grades with it)."""
+    if not shutil.which("setfacl"):
+        raise SystemExit("the hub needs setfacl (apt-get install acl) to open the checkout's solutions to the "
+                         "grader account only")
+    for rel in PRIVATE:
+        path = ROOT / rel
+        if path.exists() and not path.is_symlink():
+            path.chmod(path.stat().st_mode & ~0o007)
+            run("setfacl", "-m", f"u:{klass.grader}:{'rx' if path.is_dir() else 'r'}", str(path))
+
+
+def reopen_checkout(klass: Class) -> None:
+    """The grader account's ACL entries off again (the folders stay closed to other users)."""
+    for rel in PRIVATE:
+        path = ROOT / rel
+        if path.exists() and not path.is_symlink() and shutil.which("setfacl"):
+            subprocess.run(["setfacl", "-x", f"u:{klass.grader}", str(path)], capture_output=True)
 
 
 def course_id() -> str:
@@ -161,6 +189,7 @@ def make(home: Path, port: int, prefix: str, homes: str = "", lifetime: int = 0,
         Path(klass.homes).mkdir(parents=True, exist_ok=True)
     make_users(klass)
     make_dirs(klass, on_submit)
+    close_checkout(klass)
     set_passwords(klass)
     klass.save()
     return klass
@@ -196,6 +225,7 @@ def remove(home: Path) -> None:
     klass = layout.load(Path(home))
     accounts = [*klass.people, klass.grader]
     stop_processes(accounts)
+    reopen_checkout(klass)
     for name in accounts:
         if exists(name):
             subprocess.run(["userdel", "--remove", name], capture_output=True)
