@@ -14,24 +14,19 @@ from . import zoo
 from .host.course import Course
 from .host.submissions import Mutation, fill, read, reference_answers, reference_submission, submit
 
-
-def _mutant(assignment: str, name: str) -> Mutation:
-    return next(m for m in zoo.mutants(assignment) if m.name == name)
-
-
 PLANTED = {
-    "01_lstm_cell": _mutant("01_lstm_cell", "no_tanh_on_c"),
-    "02_stacked_lstm": _mutant("02_stacked_lstm", "c_passed_up"),
-    "03_coupled_gate": _mutant("03_coupled_gate", "coupled_to_output_gate"),
-    "04_peepholes": _mutant("04_peepholes", "output_gate_not_peeking"),
+    "01_lstm_cell": zoo.mutant("01_lstm_cell", "no_tanh_on_c"),
+    "02_stacked_lstm": zoo.mutant("02_stacked_lstm", "c_passed_up"),
+    "03_coupled_gate": zoo.mutant("03_coupled_gate", "coupled_to_output_gate"),
+    "04_peepholes": zoo.mutant("04_peepholes", "output_gate_not_peeking"),
     "05_training_lab": Mutation(  # the check names no mistake: its own id
         "generator_not_passed", "05_training_lab", "adding_problem",
         "first = torch.randint(0, half, (batch,), generator=generator)", "first = torch.randint(0, half, (batch,))",
         "the first marker's position ignores the generator: the same seed gives different batches",
         bug_id="training_lab.adding_generator",
     ),
-    "06_speed_ladder": _mutant("06_speed_ladder", "gate_order_fi_swapped"),
-    "07_real_data": _mutant("07_real_data", "confusion_transposed"),
+    "06_speed_ladder": zoo.mutant("06_speed_ladder", "gate_order_fi_swapped"),
+    "07_real_data": zoo.mutant("07_real_data", "confusion_transposed"),
 }
 
 STUDENTS = ("reference", "untouched", "planted_bug")

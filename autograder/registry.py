@@ -1,4 +1,4 @@
-"""The course's notebooks, one place: assignment -> its hidden tests' module -> its bug zoo.
+"""The course's notebooks, one place: assignment -> its hidden tests' module -> its mistakes and bug zoo.
 
 The grader judges a grading cell with the hidden test of the same name as the cell's ``grade_id`` in
 the assignment's checks module; the zoo and the tests read the same table.
@@ -36,3 +36,13 @@ def hidden_test(assignment: str, grade_id: str):
     module = checks_module(assignment)
     test = getattr(module, str(grade_id), None) if module else None
     return test if getattr(test, "hidden_test", False) else None
+
+
+def mistakes(checks: str) -> dict:
+    """The mistakes checks module ``checks`` names (``autograder.checks.mistakes.<checks>``); {} if none."""
+    try:
+        return importlib.import_module(f"autograder.checks.mistakes.{checks}").MISTAKES
+    except ModuleNotFoundError as err:
+        if err.name != f"autograder.checks.mistakes.{checks}":
+            raise
+        return {}

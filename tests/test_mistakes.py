@@ -9,7 +9,6 @@ mutant through nbgrader and check that it gets its bug id back.
 
 import ast
 import fnmatch
-import importlib
 
 import pytest
 
@@ -60,16 +59,9 @@ def raised_ids(source: str) -> set[str]:
     return found
 
 
-def own(checks: str) -> dict:
-    try:
-        return importlib.import_module(f"autograder.checks.mistakes.{checks}").MISTAKES
-    except ModuleNotFoundError:
-        return {}
-
-
 def listed(checks: str, source: str) -> list[str]:
     """The ids a notebook's checks may name: their own mistakes, the shared ones they reach, the harness's."""
-    ids = list(own(checks)) + list(harness.MISTAKES) + list(harness.GENERIC)
+    ids = list(registry.mistakes(checks)) + list(harness.MISTAKES) + list(harness.GENERIC)
     if "_cell." in source:
         ids += list(cell.MISTAKES)
     if "name_cell_bug" in source:  # the standard cell's suspects, proven in notebook 1
@@ -107,7 +99,7 @@ def test_every_bug_id_a_check_can_raise_is_a_listed_mistake(assignment):
         table = getattr(module, name, {})
         for key in (k for d in ([table] if "matrix" not in table else table.values()) for k in d):
             bug = "_".join(key) if isinstance(key, tuple) else key
-            assert mistakes.find(own(checks), bug), f"{checks}.{name}: {bug} is not a listed mistake"
+            assert mistakes.find(registry.mistakes(checks), bug), f"{checks}.{name}: {bug} is not a listed mistake"
 
 
 def test_the_shared_tests_name_only_shared_mistakes():
@@ -118,8 +110,8 @@ def test_the_shared_tests_name_only_shared_mistakes():
 
 def _tables():
     for assignment, nb in registry.NOTEBOOKS.items():
-        if own(nb.checks):
-            yield nb.checks, assignment, own(nb.checks)
+        if registry.mistakes(nb.checks):
+            yield nb.checks, assignment, registry.mistakes(nb.checks)
     for name, table in SHARED.items():
         yield name, "", table
 

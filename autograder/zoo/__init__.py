@@ -27,16 +27,6 @@ def _module(assignment):
     return importlib.import_module(f"autograder.zoo.{nb.zoo}") if nb and nb.zoo else None
 
 
-def _records(checks: str) -> dict:
-    """The mistakes of a checks module (``autograder.checks.mistakes.<checks>``), if it names any."""
-    try:
-        return importlib.import_module(f"autograder.checks.mistakes.{checks}").MISTAKES
-    except ModuleNotFoundError as err:
-        if err.name != f"autograder.checks.mistakes.{checks}":
-            raise
-        return {}
-
-
 def recorded(assignment: str) -> list[Mutation]:
     """The mutants of the assignment's mistakes, as submissions to grade: its own, and those of the shared cell tests
     and of the harness that are graded in this notebook."""
@@ -44,7 +34,7 @@ def recorded(assignment: str) -> list[Mutation]:
     if nb is None:
         return []
     found = []
-    for records in (_records(nb.checks), cell_mistakes.MISTAKES, harness_mistakes.MISTAKES):
+    for records in (registry.mistakes(nb.checks), cell_mistakes.MISTAKES, harness_mistakes.MISTAKES):
         for mistake in records.values():
             for m in mistake.mutants:
                 if (m.assignment or assignment) == assignment:
@@ -57,6 +47,11 @@ def mutants(assignment: str) -> list[Mutation]:
     """The assignment's mistakes' mutants, then the zoo's own (those whose failure is the check's own id)."""
     module = _module(assignment)
     return recorded(assignment) + list(getattr(module, "MUTANTS", []))
+
+
+def mutant(assignment: str, name: str) -> Mutation:
+    """The assignment's mutant called ``name``."""
+    return next(m for m in mutants(assignment) if m.name == name)
 
 
 def styles(assignment: str) -> dict[str, dict[str, str]]:
