@@ -32,6 +32,10 @@ def forward(self, x, h=None, c=None):
 
 LSTMCell.forward = forward
 """
+# The kernel collects nothing while it starts, then freezes what start-up made (autograder/kernel/boot.py): the
+# student's code must still run with the collector on. (The grader's scan withholds this student's points for
+# reaching for `gc`; the kernel runs the cell all the same.)
+GC_STATE = 'import gc\nprint("collector on:", gc.isenabled(), "| start-up frozen:", gc.get_freeze_count() > 10**5)\n'
 
 
 def _submissions(course):
@@ -41,6 +45,7 @@ def _submissions(course):
     submit(course, "untouched", A, release(course))
     submit(course, "planted_bug", A, reference_submission(course, A, PLANTED[A]))
     submit(course, "flaky", A, with_cell_after(reference(course), "lstm_cell", FLAKY_FORWARD))
+    submit(course, "gc_state", A, with_cell_after(reference(course), "lstm_cell", GC_STATE))
     wrong_load = answers(course)["load_from_torch"].replace("torch_cell.bias_ih + torch_cell.bias_hh",
                                                             "torch_cell.bias_ih")
     submit(course, "half_right", A, fill(release(course), {**answers(course), "load_from_torch": wrong_load}))
@@ -131,6 +136,23 @@ def test_the_same_submission_gets_the_same_score_and_messages(runs):
     assert _test_outputs(serial, "flaky") == _test_outputs(parallel, "flaky")
     for student in ("reference", "planted_bug", "half_right"):
         assert _test_outputs(serial, student) == _test_outputs(parallel, student), student
+
+
+def test_student_code_runs_with_the_garbage_collector_on(runs):
+    _, parallel, _, _ = runs
+    text = parallel.notebook("autograded", A, "gc_state").read_text()
+    assert "collector on: True | start-up frozen: True" in text, text[-3000:]  # (its points: the scan withholds)
+
+
+def test_chunks_share_nbgraders_start_up_and_keep_the_workers_even():
+    """Up to 8 notebooks an nbgrader process; a class that fits in one round, one chunk a worker."""
+    for workers in (1, 2, 3, 16):
+        for n in range(1, 200):
+            size = batch.chunk_size(n, workers)
+            assert 1 <= size <= 8, (n, workers, size)
+            if n <= 8 * workers:
+                assert size == -(-n // workers), (n, workers, size)
+    assert [batch.chunk_size(n, 2) for n in (1, 2, 4, 6, 20, 42, 100)] == [1, 1, 2, 3, 5, 7, 8]
 
 
 def test_the_default_is_one_job_per_core():

@@ -47,8 +47,10 @@ UID_BASE = 61000
 MAX_TRIES = 2  # a notebook whose nbgrader process stopped before reaching it is tried again, then falls back
 # nbgrader's command line, minus a 3-second import nobody here needs (jsonschema's IRI grammar, built at
 # import time by rfc3987_syntax; nbformat only validates notebooks, which never contain IRIs).
-NBGRADER_MAIN = ("import sys; sys.modules['rfc3987_syntax'] = None; sys.argv[0] = 'nbgrader'; "
-                 "from nbgrader.apps.nbgraderapp import main; sys.exit(main())")
+# Collecting nothing while nbgrader and torch (the checks' oracles) load, then leaving them out of every later
+# collection (gc.freeze), saves about a tenth of the process's CPU time.
+NBGRADER_MAIN = ("import gc; gc.disable(); import sys; sys.modules['rfc3987_syntax'] = None; sys.argv[0] = 'nbgrader'; "
+                 "from nbgrader.apps.nbgraderapp import main; import torch; gc.freeze(); gc.enable(); sys.exit(main())")
 HOSTILE_KINDS = gradelog.ATTEMPTS
 # the log records an outcome carries: attempts, and what happened to the grading itself
 EVENT_KINDS = HOSTILE_KINDS | {"cell-skipped", "exit", "grading-failed", "gave-up", "staging-failed"}
@@ -280,9 +282,13 @@ def log_file(course: Course, assignment: str, student: str) -> Path:
 
 
 def chunk_size(submissions: int, workers: int) -> int:
-    """How many notebooks one nbgrader process grades. Its start-up (nbgrader, the checks, torch) costs a few
-    CPU seconds: share it among up to 8, but leave each worker at least two chunks, to stay balanced at the end."""
-    return max(1, min(8, submissions // (2 * max(1, workers))))
+    """How many notebooks one nbgrader process grades. Its start-up (nbgrader, the checks, torch) costs about
+    as much CPU as grading a notebook: share it among up to 8, in a number of chunks that is a multiple of the
+    workers, so that they finish together (4 notebooks, 2 workers: 2 chunks of 2; 42 notebooks: 6 chunks of 7)."""
+    workers = max(1, workers)
+    chunks = -(-max(1, submissions) // 8)
+    chunks = -(-chunks // workers) * workers
+    return max(1, -(-submissions // chunks))
 
 
 def default_jobs() -> int:
