@@ -2,10 +2,11 @@
 
 import os
 
-from autograder.host import nbgrader_route
+from autograder.host import gradebook, nbgrader_route
 from autograder.settings import load
 
 c = get_config()  # noqa: F821 (provided by nbgrader)
+gradebook.stamp_in_process()
 settings = load()
 here = os.path.dirname(os.path.abspath(__file__))
 
