@@ -9,6 +9,7 @@ to its workers in collection order, so the longest start first and the short one
 """
 
 import fcntl
+import gc
 import os
 import shutil
 import sys
@@ -18,7 +19,7 @@ import pytest
 
 from autograder.host.course import ROOT, Course, copy_course
 
-# nbgrader runs `alembic` from PATH; the kernel must see the grading device variable.
+# The environment's scripts (nbgrader, jupyter, alembic) first on PATH; the kernel must see the grading device.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 os.environ.setdefault("LSTM_COURSE_DEVICE", "cpu")
 
@@ -30,6 +31,10 @@ SLOWEST_FIRST = (
     "test_zoo_06_speed_ladder.py", "test_nbgrader_route.py", "test_wheel.py", "test_zoo_04_peepholes.py",
     "test_visible_checks.py",
 )
+
+
+def pytest_collection_finish(session):
+    gc.freeze()  # what collection imported (torch, nbgrader, playwright) stays out of every later collection
 
 
 def pytest_collection_modifyitems(items):
