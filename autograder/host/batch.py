@@ -285,10 +285,10 @@ def chunk_size(submissions: int, workers: int) -> int:
     """How many notebooks one nbgrader process grades. Its start-up (nbgrader, the checks, torch) costs about
     as much CPU as grading a notebook: share it among up to 8, in a number of chunks that is a multiple of the
     workers, so that they finish together (4 notebooks, 2 workers: 2 chunks of 2; 42 notebooks: 6 chunks of 7)."""
-    workers = max(1, workers)
-    chunks = -(-max(1, submissions) // 8)
+    submissions, workers = max(1, submissions), max(1, workers)
+    chunks = -(-submissions // 8)
     chunks = -(-chunks // workers) * workers
-    return max(1, -(-submissions // chunks))
+    return -(-submissions // chunks)
 
 
 def default_jobs() -> int:

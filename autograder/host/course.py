@@ -55,7 +55,7 @@ class Course:
         """Run the nbgrader CLI with this course's root and gradebook (the config file sets the rest)."""
         cmd = [sys.executable, "-m", "nbgrader", *args,
                f"--CourseDirectory.root={self.root}", f"--CourseDirectory.db_url={self.db}"]
-        # nbgrader runs `alembic` from PATH: put this environment's scripts first.
+        # `nbgrader db upgrade` runs `alembic` from PATH: put this environment's scripts first.
         path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
         result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
                                 env={**os.environ, "PATH": path, **(env or {})})
