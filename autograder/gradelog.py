@@ -20,6 +20,7 @@ _lock = threading.Lock()
 KINDS = {
     "start": (False, "kernel started: {detail}"),
     "exit": (False, "kernel {detail}"),
+    "fork-failed": (False, "the fork server could not start the kernel ({detail}): a fresh Python did"),
     "dropped": (False, "not given to the kernel: {detail}"),
     "boot": (False, "kernel booted (torch {torch}, {device})"),
     "graded": (False, "grades saved"),

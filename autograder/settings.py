@@ -33,6 +33,8 @@ class Settings:
     scratch_mb: int = 512  # LSTM_KERNEL_SCRATCH_MB: what the kernel may write in its own folder, beyond the data files
     grading_kernel: str = "lstm-course"  # GRADING_KERNEL: the kernelspec nbgrader grades in (the batch sets it)
     ipc_prefix: str = ""  # LSTM_IPC_PREFIX: the kernels' socket path prefix (the batch sets it)
+    forkserver: str = ""  # LSTM_FORKSERVER: the socket of the batch's warm parent of kernels (the batch sets it)
+    warm_kernels: bool = True  # LSTM_WARM_KERNELS=0: every kernel starts a fresh Python instead (slower)
     course_root: str = ""  # COURSE_ROOT: the course directory (default: this repository)
     cluster: str = ""  # CLUSTER (else DASK_SCHEDULER_ADDRESS): a Dask scheduler's address or scheduler file
     cluster_resources: str = ""  # CLUSTER_RESOURCES: what a task needs of a worker, e.g. GPU=1 (DEVICE=cuda: GPU=1)
@@ -47,7 +49,8 @@ ENV = {  # field -> environment variable
     "cpu_seconds": "LSTM_KERNEL_CPU_SECONDS", "procs": "LSTM_KERNEL_PROCS", "threads": "LSTM_KERNEL_THREADS",
     "uid": "LSTM_SANDBOX_UID", "tmp_mb": "LSTM_KERNEL_TMP_MB",
     "scratch_mb": "LSTM_KERNEL_SCRATCH_MB", "grading_kernel": "GRADING_KERNEL",
-    "ipc_prefix": "LSTM_IPC_PREFIX", "course_root": "COURSE_ROOT", "cluster": "CLUSTER",
+    "ipc_prefix": "LSTM_IPC_PREFIX", "forkserver": "LSTM_FORKSERVER", "warm_kernels": "LSTM_WARM_KERNELS",
+    "course_root": "COURSE_ROOT", "cluster": "CLUSTER",
     "cluster_resources": "CLUSTER_RESOURCES", "task_timeout": "CLUSTER_TASK_TIMEOUT",
 }
 FALLBACK_ENV = {"cluster": "DASK_SCHEDULER_ADDRESS"}  # field -> a standard variable read when its own is unset

@@ -123,6 +123,17 @@ class Runner:
         env.setdefault(sandbox.CPU_ENV, str(max(sandbox.DEFAULT_CPU_SECONDS, 3 * self.budget * self.threads)))
         return env
 
+    @contextlib.contextmanager
+    def warm(self):
+        """While in it, the kernels start from the batch's fork server (``sandbox.forkserver``), where there is one."""
+        with sandbox.forkserver(self.mode, self.env(0, "")) as pointer:
+            self.extra_env.update(pointer)
+            try:
+                yield
+            finally:
+                for name in pointer:
+                    self.extra_env.pop(name, None)
+
     def nbgrader(self, assignment: str, staged: Path, env: dict, timeout: float, student: str = ""):
         cmd = [sys.executable, "-c", NBGRADER_MAIN, "autograde", assignment, "--force",
                f"--CourseDirectory.root={self.course.root}",
@@ -327,10 +338,11 @@ def autograde(course: Course, assignments: list, students: list | None = None, j
     say(f"grading {len(todo)} submission(s) of {', '.join(sorted({j.assignment for j in todo}))} with "
         f"{n} job(s) at a time, {runner.threads} thread(s) per kernel")
     threads = [threading.Thread(target=runner.worker, args=(slot,)) for slot in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    with runner.warm():
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     return conclude(course, todo, runner.outcomes, mode, start, say)
 
 

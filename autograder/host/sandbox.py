@@ -41,24 +41,31 @@ a missing bubblewrap an error.
 
 The launcher also reads the kernel's channel (``autograder/kernel/boot.py``) and appends what it reports,
 as the kernel's claims, to the grading log named by ``LSTM_GRADING_LOG``.
+
+Where the batch runs a fork server (``autograder/host/forkserver.py``: as root, ``LSTM_FORKSERVER`` set),
+bubblewrap makes the same sandbox with a placeholder command, and the server forks the kernel into it, warm:
+``Forked``; otherwise, or if the server cannot, bubblewrap starts a fresh Python: ``Execed``.
 """
 
 import contextlib
 import io
 import json
 import os
+import select
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 import zipfile
 from pathlib import Path
 
 from .. import gradelog
-from ..settings import ENV, Settings
+from ..settings import ENV, Settings, from_environment
 from ..settings import load as load_settings
 from .datafiles import Copied, copy_data
 
@@ -83,6 +90,11 @@ COPY_IN = ("import os, shutil\n"
            "    (shutil.copytree if e.is_dir(follow_symlinks=False) else shutil.copy2)(e.path, e.name)\n")
 IPC_TMPFS_BYTES = 2**20  # the kernel's socket folder: sockets take no space
 INODE_BYTES = 1024  # what one file costs the host's memory on a tmpfs whatever its size (inode and name), roughly
+FORKSERVER = Path(__file__).with_name("forkserver.py")  # the batch's warm parent of kernels (run as a script)
+# The sandbox's own command while a forked kernel lives in it: it says the sandbox is ready (bubblewrap runs its
+# command once every mount is in place; its --info-fd comes earlier, while they are being made), then waits.
+PLACEHOLDER = "echo >&{fd}; exec {fd}>&-; exec /usr/bin/sleep infinity"
+FORK_REPLY_SECONDS = 120  # how long a launcher waits for the fork server (importing, busy) before starting Python
 
 
 def settings() -> dict:
@@ -90,7 +102,7 @@ def settings() -> dict:
     s = load_settings()
     return {"mode": s.sandbox, "memory_mb": s.memory_mb, "cpu_seconds": s.cpu_seconds, "procs": s.procs,
             "threads": s.threads, "uid": s.uid, "log": s.grading_log, "tmp_mb": s.tmp_mb, "device": s.device,
-            "scratch_mb": s.scratch_mb}
+            "scratch_mb": s.scratch_mb, "forkserver": s.forkserver}
 
 
 def write_kernelspec(dest: Path) -> Path:
@@ -244,6 +256,34 @@ def kernel_env(cfg: dict, assignment: str = "") -> dict:
     return env
 
 
+@contextlib.contextmanager
+def forkserver(mode: str, env: dict):
+    """The fork server (``autograder/host/forkserver.py``) of the kernels that launchers started with ``env`` run:
+    yields what to add to ``env`` to point them at it; nothing where kernels start fresh Pythons (not root,
+    not sandboxed, or ``LSTM_WARM_KERNELS=0``). It runs in the kernels' environment, with a home of its own."""
+    cfg = from_environment(env)
+    if mode != "bwrap" or os.geteuid() != 0 or not cfg.warm_kernels:
+        yield {}
+        return
+    folder = tempfile.mkdtemp(prefix="lstm-fork-")  # 0700: only root can reach the socket
+    path = os.path.join(folder, "socket")
+    own = {"HOME": folder, "TMPDIR": folder, "MPLCONFIGDIR": os.path.join(folder, "matplotlib")}
+    server_env = {**kernel_env({"threads": cfg.threads, "device": cfg.device}), **own}
+    proc = subprocess.Popen([interpreter(), *KERNEL_FLAGS, str(FORKSERVER), path, str(os.getpid())], cwd="/",
+                            env=server_env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(600):  # it listens first, then imports: launchers that come early wait in its queue
+            if os.path.exists(path) or proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        yield {ENV["forkserver"]: path} if os.path.exists(path) and proc.poll() is None else {}
+    finally:
+        proc.kill()
+        proc.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 # --------------------------------------------------------------------------- probing
 
 
@@ -345,22 +385,28 @@ def _count_tasks(uid: int) -> int:
     return total
 
 
+def rlimits(cfg: dict, uid: int) -> dict:
+    """The kernel's limits, as ``resource`` names and (soft, hard)."""
+    procs = cfg["procs"] + (0 if os.geteuid() == 0 else _count_tasks(uid))
+    limits = {}
+    if not cfg["device"].startswith("cuda"):  # CUDA reserves huge address ranges; the watchdog covers it
+        limits["RLIMIT_AS"] = (cfg["memory_mb"] * 2**20,) * 2
+    limits["RLIMIT_CPU"] = (cfg["cpu_seconds"], cfg["cpu_seconds"] + 5)
+    limits["RLIMIT_NPROC"] = (procs, procs)
+    limits["RLIMIT_FSIZE"] = (FILE_SIZE_MB * 2**20,) * 2
+    limits["RLIMIT_CORE"] = (0, 0)
+    return limits
+
+
 def _limits(cfg: dict, uid: int):
     import resource
 
-    procs = cfg["procs"] + (0 if os.geteuid() == 0 else _count_tasks(uid))
+    limits = rlimits(cfg, uid)
 
     def apply():
         os.setsid()
-        if not cfg["device"].startswith("cuda"):  # CUDA reserves huge address ranges; the watchdog covers it
-            mem = cfg["memory_mb"] * 2**20
-            resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-        cpu = cfg["cpu_seconds"]
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
-        resource.setrlimit(resource.RLIMIT_NPROC, (procs, procs))
-        size = FILE_SIZE_MB * 2**20
-        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        for name, value in limits.items():
+            resource.setrlimit(getattr(resource, name), value)
 
     return apply
 
@@ -426,8 +472,8 @@ def kernel_record(raw: bytes) -> dict:
     return record
 
 
-def _tree_rss_kb(root_pid: int) -> int:
-    """Resident memory of a process and its descendants."""
+def _tree_rss_kb(roots: list[int], not_counted: set = frozenset()) -> int:
+    """Resident memory of processes and their descendants (those ``not_counted`` left out, not theirs)."""
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
     for entry in os.scandir("/proc"):
@@ -441,10 +487,13 @@ def _tree_rss_kb(root_pid: int) -> int:
             rss[pid] = int(fields[21]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
         except (OSError, ValueError, IndexError):
             continue
-    total, stack = 0, [root_pid]
+    total, stack, seen = 0, list(roots), set()
     while stack:
         pid = stack.pop()
-        total += rss.get(pid, 0)
+        if pid in seen:
+            continue
+        seen.add(pid)
+        total += 0 if pid in not_counted else rss.get(pid, 0)
         stack.extend(children.get(pid, []))
     return total
 
@@ -507,9 +556,11 @@ class Watchdog:
                 total += (st.f_blocks - st.f_bfree) * st.f_frsize + (st.f_files - st.f_ffree) * INODE_BYTES
         return total
 
-    def why_stop(self, pid: int) -> str:
-        """Why the kernel (process ``pid`` and its descendants) must be stopped now, or ''."""
-        resident, files = _tree_rss_kb(pid) * 1024, self.files_in_memory()
+    def why_stop(self, pid: int | list[int], not_counted: set = frozenset()) -> str:
+        """Why the kernel (process ``pid``, or the processes listed, and their descendants, but the memory of
+        ``not_counted``) must be stopped now, or ''."""
+        roots = [pid] if isinstance(pid, int) else pid
+        resident, files = _tree_rss_kb(roots, not_counted) * 1024, self.files_in_memory()
         if resident + files > self.memory:
             return (f"killed: its memory went over the limit of {self.memory >> 20} MB "
                     f"(resident {resident >> 20} MB, files in memory {files >> 20} MB)")
@@ -578,8 +629,9 @@ def _unlink_links(links: dict) -> None:
 
 
 def _bwrap_command(cfg: dict, connection: dict, scratch: str, ipc_dir: str | None, size: int, uid: int,
-                   chan_w: int, kernel_args: list[str]) -> tuple[list[str], list[int], int]:
-    """The sandboxed kernel's command line, the descriptors it needs, and the read end of the info pipe."""
+                   chan_w: int, kernel_args: list[str], ready_w: int | None = None) -> tuple[list[str], list[int], int]:
+    """The sandboxed kernel's command line, the descriptors it needs, and the read end of the info pipe;
+    with ``ready_w``, the sandbox alone, running ``PLACEHOLDER``, for the fork server to start the kernel in."""
     as_root = os.geteuid() == 0
     if ipc_dir:  # the kernel binds its sockets in its own socket folder, at the same path
         connection = {**connection, "ip": os.path.join(ipc_dir, os.path.basename(connection["ip"]))}
@@ -590,12 +642,118 @@ def _bwrap_command(cfg: dict, connection: dict, scratch: str, ipc_dir: str | Non
     argv = bwrap_argv(scratch, ipc_dir, cfg, fds, as_root, os.path.basename(scratch), data=scratch, size=size)
     argv += ["--"]
     if as_root and uid != 0:
+        _chown_tree(os.path.dirname(scratch), uid)
+    if ready_w is not None:
+        return argv + ["/bin/sh", "-c", PLACEHOLDER.format(fd=ready_w)], [zip_fd, conn_fd, info_w, ready_w], info_r
+    if as_root and uid != 0:
         argv += ["/usr/bin/setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                  "--inh-caps=-all", "--bounding-set=-all", "--"]
-        _chown_tree(os.path.dirname(scratch), uid)
     argv += [interpreter(), *KERNEL_FLAGS, "-c", COPY_IN + BOOT, "/grader/autograder.zip", str(chan_w),
              "/grader/connection.json", *kernel_args]
     return argv, [zip_fd, conn_fd, info_w], info_r
+
+
+def kernel_request(cfg: dict, scratch: str, uid: int, pid: int, kernel_args: list[str]) -> dict:
+    """What the fork server needs to start the kernel that ``_bwrap_command`` would start, in sandbox ``pid``."""
+    return {"pid": pid, "cwd": scratch, "uid": uid, "limits": rlimits(cfg, uid),
+            "env": {**kernel_env(cfg, os.path.basename(scratch)), "PWD": scratch}, "code": COPY_IN + BOOT,
+            "argv": ["/grader/autograder.zip", "{channel}", "/grader/connection.json", *kernel_args]}
+
+
+class Forked:
+    """A kernel the fork server started in the sandbox ``sandbox`` (bubblewrap running ``PLACEHOLDER``): its
+    process id on the host, and its exit status as the server's helper reports it on ``conn``. Stopping the
+    sandbox stops the kernel: it is a process of the sandbox's PID namespace, which ends with its first."""
+
+    def __init__(self, sandbox: subprocess.Popen, conn: socket.socket, waiter: int):
+        # The watchdog counts the sandbox's processes and the waiter's (orphaned by the server's helper, the
+        # waiter is the host's init's child; the kernel's orphans, bubblewrap's), but the waiter's own memory,
+        # which is the fork server's.
+        self.sandbox, self.conn, self.roots, self.not_counted = sandbox, conn, [sandbox.pid, waiter], {waiter}
+        self.returncode: int | None = None
+        self._pending = b""
+
+    @classmethod
+    def start(cls, server: str, sandbox: subprocess.Popen, request: dict, fds: list[int]) -> "Forked | str":
+        """The kernel, or why the server could not start it."""
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            conn.connect(server)
+            socket.send_fds(conn, [json.dumps(request).encode()], fds)
+            conn.shutdown(socket.SHUT_WR)
+            first = cls(sandbox, conn, 0)._message(FORK_REPLY_SECONDS)
+        except OSError as err:
+            first = {"error": f"{type(err).__name__}: {err}"}
+        if isinstance(first.get("waiter"), int):
+            return cls(sandbox, conn, first["waiter"])
+        conn.close()
+        return str(first.get("error") or "no answer")
+
+    def _message(self, timeout: float) -> dict:
+        """The helper's next message; {} if none came in ``timeout`` seconds, {"eof": True} once it is gone."""
+        while b"\n" not in self._pending:
+            ready, _, _ = select.select([self.conn], [], [], timeout)
+            if not ready:
+                return {}
+            chunk = self.conn.recv(65536)
+            if not chunk:
+                return {"eof": True}
+            self._pending += chunk
+        line, self._pending = self._pending.split(b"\n", 1)
+        try:
+            message = json.loads(line)
+        except ValueError:
+            return {"error": "garbled"}
+        return message if isinstance(message, dict) else {"error": "garbled"}
+
+    def wait(self, timeout: float) -> int:
+        if self.returncode is None:
+            message = self._message(timeout)
+            if "status" in message:
+                self.returncode = int(message["status"])
+            elif message:  # the helper went without a status: it was killed with the sandbox
+                self.returncode = -signal.SIGKILL
+        if self.returncode is None:
+            raise subprocess.TimeoutExpired("kernel", timeout)
+        return self.returncode
+
+    def poll(self) -> int | None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.wait(0)
+        return self.returncode
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError):
+            os.killpg(self.sandbox.pid, signal.SIGKILL)
+
+    def close(self) -> None:
+        self.kill()
+        self.sandbox.wait()
+        self.conn.close()
+
+
+class Execed:
+    """A kernel that is bubblewrap's (or, unsandboxed, the launcher's) own child process."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc, self.roots, self.not_counted = proc, [proc.pid], set()
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+    def close(self) -> None:
+        self.proc.wait()
 
 
 def _plain_command(cfg: dict, connection_file: str, scratch: str, chan_w: int,
@@ -611,7 +769,7 @@ def _plain_command(cfg: dict, connection_file: str, scratch: str, chan_w: int,
     return argv, env
 
 
-def _supervise(proc: subprocess.Popen, watchdog: Watchdog) -> tuple[bool, str]:
+def _supervise(kernel: "Forked | Execed", watchdog: Watchdog) -> tuple[bool, str]:
     """Wait for the kernel, stopping it when nbgrader asks or goes, or when the watchdog says so;
     (whether the grader stopped it, why the watchdog did or '')."""
     stopped, why = [], ""
@@ -619,24 +777,58 @@ def _supervise(proc: subprocess.Popen, watchdog: Watchdog) -> tuple[bool, str]:
     def forward(signum, _frame):
         # jupyter_client sends SIGTERM when a kernel is slow to shut down: its results are in by then
         stopped.append(signum)
-        with contextlib.suppress(OSError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        kernel.kill()
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, forward)
     parent = os.getppid()
-    while proc.poll() is None:
+    while kernel.poll() is None:
         try:
-            proc.wait(timeout=0.5)
+            kernel.wait(timeout=0.5)
         except subprocess.TimeoutExpired:
             if os.getppid() != parent:  # nbgrader is gone (killed at its time limit): so is the kernel
                 stopped.append("orphaned")
             elif not why:
-                why = watchdog.why_stop(proc.pid)
+                why = watchdog.why_stop(kernel.roots, kernel.not_counted)
             if stopped or why:
-                with contextlib.suppress(OSError):
-                    os.killpg(proc.pid, signal.SIGKILL)
+                kernel.kill()
     return bool(stopped), why
+
+
+def _start(cfg: dict, mode: str, connection: dict, connection_file: str, scratch: str, ipc_dir: str | None,
+           size: int, uid: int, chan_w: int, kernel_args: list[str], log: "GradingLog"):
+    """The kernel, forked into its sandbox by the batch's fork server where there is one (as root, with a uid
+    of its own), else a fresh Python; (the kernel, the sandbox's first process or None)."""
+    if mode == "bwrap" and cfg["forkserver"] and os.geteuid() == 0 and uid != 0:
+        ready_r, ready_w = os.pipe()
+        argv, fds, info_r = _bwrap_command(cfg, connection, scratch, ipc_dir, size, uid, chan_w, kernel_args,
+                                           ready_w=ready_w)
+        proc = subprocess.Popen(argv, pass_fds=fds, preexec_fn=_limits(cfg, uid), cwd=scratch)
+        for fd in fds:
+            os.close(fd)
+        pid = sandbox_pid(info_r)
+        with os.fdopen(ready_r, "rb") as ready:
+            up = ready.read(1) == b"\n"  # nothing: bubblewrap failed
+        if pid and up:
+            request = kernel_request(cfg, scratch, uid, pid, kernel_args)
+            with open(os.devnull) as stdin:
+                kernel = Forked.start(cfg["forkserver"], proc, request, [stdin.fileno(), 1, 2, chan_w])
+        else:
+            kernel = "bubblewrap did not start"
+        if isinstance(kernel, Forked):
+            return kernel, pid
+        log.write({"kind": "fork-failed", "detail": kernel})
+        Execed(proc).kill()
+        proc.wait()
+    env, info_r = None, None
+    if mode == "bwrap":
+        argv, fds, info_r = _bwrap_command(cfg, connection, scratch, ipc_dir, size, uid, chan_w, kernel_args)
+    else:
+        (argv, env), fds = _plain_command(cfg, connection_file, scratch, chan_w, kernel_args), []
+    proc = subprocess.Popen(argv, pass_fds=[chan_w, *fds], preexec_fn=_limits(cfg, uid), env=env, cwd=scratch)
+    for fd in fds:
+        os.close(fd)
+    return Execed(proc), (sandbox_pid(info_r) if info_r is not None else None)
 
 
 def launch(connection_file: str, kernel_args: list[str] = ()) -> int:
@@ -665,24 +857,21 @@ def launch(connection_file: str, kernel_args: list[str] = ()) -> int:
     uid = cfg["uid"] if (os.geteuid() == 0 and cfg["uid"]) else os.geteuid()
 
     chan_r, chan_w = os.pipe()
-    env, info_r = None, None
-    if mode == "bwrap":
-        argv, fds, info_r = _bwrap_command(cfg, connection, scratch, ipc_dir, size, uid, chan_w, kernel_args)
-    else:
-        (argv, env), fds = _plain_command(cfg, connection_file, scratch, chan_w, kernel_args), []
     log.write({"kind": "start", "detail": f"{mode}: {why}", "uid": uid, "files": copied.files})
-    proc = subprocess.Popen(argv, pass_fds=[chan_w, *fds], preexec_fn=_limits(cfg, uid), env=env, cwd=scratch)
-    for fd in [chan_w, *fds]:
-        os.close(fd)
-    pid = sandbox_pid(info_r) if info_r is not None else None
+    kernel, pid = _start(cfg, mode, connection, connection_file, scratch, ipc_dir, size, uid, chan_w,
+                         list(kernel_args), log)
+    os.close(chan_w)
     links = link_sockets(connection, ipc_dir, pid) if (pid and ipc_dir) else {}
     pump = threading.Thread(target=log.pump, args=(chan_r,), daemon=True)
     pump.start()
-    stopped, killed = _supervise(proc, Watchdog.for_kernel(cfg, mode, scratch, ipc_dir, size, pid))
-    status = proc.returncode
+    stopped, killed = _supervise(kernel, Watchdog.for_kernel(cfg, mode, scratch, ipc_dir, size, pid))
+    status = kernel.returncode
+    kernel.close()
     pump.join(timeout=5)
-    detail = killed or ("stopped by the grader" if stopped else _describe_exit(status, wrapped=mode == "bwrap"))
-    log.write({"kind": "exit", "status": status, "detail": detail, "requested": stopped})
+    wrapped = mode == "bwrap" and isinstance(kernel, Execed)
+    detail = killed or ("stopped by the grader" if stopped else _describe_exit(status, wrapped=wrapped))
+    log.write({"kind": "exit", "status": status, "detail": detail, "requested": stopped,
+               "forked": isinstance(kernel, Forked)})
     _remove_tree(workdir)
     _unlink_links(links)
     if ipc_dir and mode != "bwrap":  # unsandboxed, the kernel could write the socket folder

@@ -215,7 +215,8 @@ def grade_task(task: dict) -> list:
         # LSTM_KERNEL_THREADS where the worker's machine is shared, else its cores shared by its threads
         runner.threads = load_settings().threads or max(1, (os.cpu_count() or 1) // _nthreads())
         runner.chunk = len(jobs)
-        runner.worker(slot)  # two tasks at once on one worker: their own staging folders and kernel uids
+        with runner.warm():
+            runner.worker(slot)  # two tasks at once on one worker: their own staging folders and kernel uids
         address = _address()
         results = []
         for outcome in runner.outcomes:
