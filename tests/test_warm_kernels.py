@@ -5,6 +5,7 @@ two views agree, and so do the scores."""
 import json
 import os
 import sys
+from collections import Counter
 
 import nbformat
 import pytest
@@ -15,7 +16,7 @@ from autograder.host.batch import grade, log_file
 from autograder.host.submissions import submit
 
 VIEW = r'''
-import json, os, resource, socket, stat
+import json, os, resource, socket, stat, sys
 status = dict(line.split(":\t", 1) for line in open("/proc/self/status").read().splitlines() if ":\t" in line)
 
 def opened(fd):
@@ -37,6 +38,10 @@ view = {
     "init": open("/proc/1/cmdline").read().split("\0")[0],
     "files_open": sorted({target for kind, target in map(opened, os.listdir("/proc/self/fd"))
                           if kind in (stat.S_IFREG, stat.S_IFDIR) and not target.endswith(" (deleted)")}),
+    "grader": sorted(name for name in sys.modules if name.split(".")[0] == "autograder"),
+    "descriptors": sorted(target.split(":")[0] if target.startswith(("pipe:", "socket:")) else target
+                          for _, target in map(opened, os.listdir("/proc/self/fd"))
+                          if target and not target.startswith("/")),
 }
 print("VIEW", json.dumps(view, sort_keys=True))
 '''
@@ -82,6 +87,9 @@ def test_kernels_are_forked_as_root_and_started_fresh_when_switched_off(both):
 
 def test_a_forked_kernel_sees_and_may_do_what_a_fresh_one_does(both):
     warm, fresh = _view(both["1"]), _view(both["0"])
+    # descriptors: none that a fresh kernel does not have too (it has a few more: pipes and event queues)
+    extra = Counter(warm.pop("descriptors")) - Counter(fresh.pop("descriptors"))
+    assert not extra, extra
     assert warm == fresh
     if os.geteuid() == 0:  # run as root: the kernel's own uid, no capabilities, no way to gain any
         assert warm["ids"][0] != 0 and warm["status"]["CapEff"] == "0000000000000000"
@@ -91,6 +99,13 @@ def test_a_forked_kernel_sees_and_may_do_what_a_fresh_one_does(both):
     # open: its own history and matplotlib's fonts, nothing of the grader or of the fork server
     assert all(p.startswith(("/tmp/home/", sandbox.interpreter().rsplit("/bin/", 1)[0], sys.base_prefix))
                for p in warm["files_open"]), warm["files_open"]
+
+
+def test_the_server_imports_what_the_notebooks_import_and_nothing_of_the_grader(repo):
+    preload = sandbox.warm_imports([repo.notebook("source", a) for a in repo.assignments])
+    assert {"sklearn.datasets", "torch._dynamo", "matplotlib.pyplot"} <= set(preload)
+    assert not [name for name in preload if name.startswith("autograder")], preload
+    assert any("autograder.checks" in cell for cell in repo.notebook("source", A).read_text().split('"cell_type"'))
 
 
 def test_the_scores_agree(both):

@@ -126,7 +126,8 @@ class Runner:
     @contextlib.contextmanager
     def warm(self):
         """While in it, the kernels start from the batch's fork server (``sandbox.forkserver``), where there is one."""
-        with sandbox.forkserver(self.mode, self.env(0, "")) as pointer:
+        notebooks = [self.course.notebook("source", a) for a in sorted({j.assignment for j in self.pending})]
+        with sandbox.forkserver(self.mode, self.env(0, ""), sandbox.warm_imports(notebooks)) as pointer:
             self.extra_env.update(pointer)
             try:
                 yield

@@ -2,10 +2,11 @@
 the sandbox that bubblewrap made for it.
 
 A kernel spends about two CPU seconds importing PyTorch, IPython and matplotlib before its first cell; a
-batch pays that once here. The server runs as a script (``python -P -s -B forkserver.py SOCKET PARENT``,
-started by ``autograder/host/batch.py``, as root only), in the kernels' environment, and imports nothing of
-the grader. For each connection from a kernel launcher (``autograder/host/sandbox.py``), on a socket in a
-folder only root can open, it forks a helper that
+batch pays that once here, and the same for what its notebooks import (``sandbox.warm_imports``). The server
+runs as a script (``python -P -s -B forkserver.py SOCKET PARENT [MODULE ...]``, started by
+``autograder/host/batch.py``, as root only), in the kernels' environment, and imports nothing of the grader.
+For each connection from a kernel launcher (``autograder/host/sandbox.py``), on a socket in a folder only
+root can open, it forks a helper that
 
 1. joins the namespaces of the sandbox bubblewrap started for that kernel, once it is ready (mount, PID,
    network, IPC, UTS, cgroup): the same file system view, no network, its own PIDs;
@@ -67,7 +68,7 @@ def _limits(limits: dict) -> None:
         resource.setrlimit(getattr(resource, name), (soft, hard))
 
 
-def kernel(request: dict, fds: list[int], keep: set[int]) -> int:
+def kernel(request: dict, fds: list[int]) -> int:
     """In the sandbox, as the kernel: become it, run its first line; its exit status."""
     waiter = os.getppid()
     _check(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "parent death signal")
@@ -76,7 +77,7 @@ def kernel(request: dict, fds: list[int], keep: set[int]) -> int:
     stdin, stdout, stderr, channel = fds
     for fd, target in ((stdin, 0), (stdout, 1), (stderr, 2)):
         os.dup2(fd, target)
-    keep = keep | {0, 1, 2, channel}
+    keep = {0, 1, 2, channel}
     for name in os.listdir("/proc/self/fd"):
         if int(name) not in keep:
             try:
@@ -131,12 +132,14 @@ def _forget_the_servers_folders() -> None:
             clear()
 
 
-def helper(conn: socket.socket, keep: set[int]) -> None:
+def helper(conn: socket.socket) -> None:
     """Forked per launcher: read its request, join its sandbox, start the kernel's waiter there. Never returns."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     status = 1
     try:
         data, fds, _flags, _addr = socket.recv_fds(conn, 1 << 20, 8)
+        while chunk := conn.recv(1 << 20):  # the launcher closes its side once the request is sent
+            data += chunk
         request = json.loads(data)
         if len(fds) != 4:
             raise ValueError(f"expected 4 descriptors, got {len(fds)}")
@@ -151,7 +154,7 @@ def helper(conn: socket.socket, keep: set[int]) -> None:
             raise OSError("the sandbox's root is the host's: it was not set up")
         waiter = os.fork()
         if waiter == 0:
-            wait_for_the_kernel(conn, request, fds, keep)
+            wait_for_the_kernel(conn, request, fds)
         _send(conn, {"waiter": waiter})
         status = 0
     except BaseException as err:
@@ -160,7 +163,7 @@ def helper(conn: socket.socket, keep: set[int]) -> None:
         os._exit(status)
 
 
-def wait_for_the_kernel(conn: socket.socket, request: dict, fds: list[int], keep: set[int]) -> None:
+def wait_for_the_kernel(conn: socket.socket, request: dict, fds: list[int]) -> None:
     """In the sandbox, as root: fork the kernel, wait for it, report its exit status. Never returns.
 
     The kernel's parent is this process of the sandbox, as a fresh kernel's is bubblewrap's: one it cannot
@@ -171,7 +174,7 @@ def wait_for_the_kernel(conn: socket.socket, request: dict, fds: list[int], keep
         child = os.fork()
         if child == 0:
             try:
-                os._exit(kernel(request, fds, keep))
+                os._exit(kernel(request, fds))
             except BaseException as err:
                 try:
                     os.write(2, f"grading kernel: could not start: {err}\n".encode())
@@ -185,15 +188,17 @@ def wait_for_the_kernel(conn: socket.socket, request: dict, fds: list[int], keep
         os._exit(0)
 
 
-def serve(path: str, parent: int) -> None:
+def serve(path: str, parent: int, preload: list[str]) -> None:
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(path)
     server.listen(64)  # launchers that come while the imports run wait here
-    for name in PRELOAD:
-        __import__(name)
+    for name in PRELOAD + tuple(preload):
+        try:
+            __import__(name)
+        except Exception:  # the kernel that needs it will say why
+            pass
     gc.collect()
     gc.freeze()
-    keep = {int(name) for name in os.listdir("/proc/self/fd")} - {server.fileno()}  # the imports' and streams
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # helpers are reaped by the system
     while os.getppid() == parent:
         ready, _, _ = select.select([server], [], [], 1.0)
@@ -202,9 +207,9 @@ def serve(path: str, parent: int) -> None:
         conn, _ = server.accept()
         if os.fork() == 0:
             server.close()
-            helper(conn, keep)
+            helper(conn)
         conn.close()
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], int(sys.argv[2]))
+    serve(sys.argv[1], int(sys.argv[2]), sys.argv[3:])

@@ -47,6 +47,7 @@ bubblewrap makes the same sandbox with a placeholder command, and the server for
 ``Forked``; otherwise, or if the server cannot, bubblewrap starts a fresh Python: ``Execed``.
 """
 
+import ast
 import contextlib
 import io
 import json
@@ -256,11 +257,36 @@ def kernel_env(cfg: dict, assignment: str = "") -> dict:
     return env
 
 
+def warm_imports(notebooks: list[Path]) -> list[str]:
+    """What the fork server imports beyond ``forkserver.PRELOAD`` for kernels grading these (source) notebooks:
+    the modules their code cells import at the top (the grader's own package left out: kernels never get it),
+    and ``torch._dynamo`` where they use ``torch.optim``, whose optimizers import it on their first step."""
+    found: list[str] = []
+    for path in notebooks:
+        try:
+            cells = [c for c in json.loads(path.read_text())["cells"] if c.get("cell_type") == "code"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        for cell in cells:
+            source = "".join(cell.get("source", ""))
+            try:
+                body = ast.parse(source).body
+            except SyntaxError:
+                continue
+            names = [a.name for n in body if isinstance(n, ast.Import) for a in n.names]
+            names += [n.module for n in body if isinstance(n, ast.ImportFrom) and n.level == 0 and n.module]
+            if "torch.optim" in source:
+                names.append("torch._dynamo")
+            found += [n for n in names if n.split(".")[0] != "autograder" and n not in found]
+    return found
+
+
 @contextlib.contextmanager
-def forkserver(mode: str, env: dict):
-    """The fork server (``autograder/host/forkserver.py``) of the kernels that launchers started with ``env`` run:
-    yields what to add to ``env`` to point them at it; nothing where kernels start fresh Pythons (not root,
-    not sandboxed, or ``LSTM_WARM_KERNELS=0``). It runs in the kernels' environment, with a home of its own."""
+def forkserver(mode: str, env: dict, preload: list[str] = ()):
+    """The fork server (``autograder/host/forkserver.py``) of the kernels that launchers started with ``env`` run,
+    importing ``preload`` too: yields what to add to ``env`` to point them at it; nothing where kernels start
+    fresh Pythons (not root, not sandboxed, or ``LSTM_WARM_KERNELS=0``). It runs in the kernels' environment,
+    with a home of its own."""
     cfg = from_environment(env)
     if mode != "bwrap" or os.geteuid() != 0 or not cfg.warm_kernels:
         yield {}
@@ -269,7 +295,7 @@ def forkserver(mode: str, env: dict):
     path = os.path.join(folder, "socket")
     own = {"HOME": folder, "TMPDIR": folder, "MPLCONFIGDIR": os.path.join(folder, "matplotlib")}
     server_env = {**kernel_env({"threads": cfg.threads, "device": cfg.device}), **own}
-    proc = subprocess.Popen([interpreter(), *KERNEL_FLAGS, str(FORKSERVER), path, str(os.getpid())], cwd="/",
+    proc = subprocess.Popen([interpreter(), *KERNEL_FLAGS, str(FORKSERVER), path, str(os.getpid()), *preload], cwd="/",
                             env=server_env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
