@@ -113,3 +113,28 @@ def test_the_scores_agree(both):
     assert scores["1"] == scores["0"]
     got, top = scores["1"][("honest_planted_bug", A, "lstm_cell")]
     assert got < top
+
+
+@pytest.mark.parametrize("named", ["other namespaces", "the host's own"])
+def test_the_server_starts_no_kernel_outside_the_sandbox_it_was_asked_for(tmp_path, named):
+    """A request whose sandbox is gone (its process number taken by another) or that names the host: refused."""
+    if os.geteuid() != 0:
+        pytest.skip("the fork server runs as root only")
+    ns = {name: os.stat(f"/proc/self/ns/{name}").st_ino for name in ("cgroup", "ipc", "uts", "net", "pid", "mnt")}
+    if named == "other namespaces":
+        ns = {name: inode + 1 for name, inode in ns.items()}
+    info = {"child-pid": os.getpid(), **{f"{name}-namespace": inode for name, inode in ns.items()}}
+    cfg = {**sandbox.settings(), "device": "cpu"}
+    request = sandbox.kernel_request(cfg, str(tmp_path), 61998, info, [])
+    request["code"] = f"open({str(tmp_path / 'ran')!r}, 'w').write('ran')"
+    r, w = os.pipe()
+    try:
+        with sandbox.forkserver("bwrap", dict(os.environ, LSTM_WARM_KERNELS="1")) as pointer:
+            assert pointer, "no fork server started"
+            got = sandbox.Forked.start(next(iter(pointer.values())), None, request, [0, 1, 2, w])
+    finally:
+        os.close(r)
+        os.close(w)
+    assert isinstance(got, str), got
+    assert ("is not in the sandbox's" if named == "other namespaces" else "the sandbox's root is the host's") in got
+    assert not (tmp_path / "ran").exists()

@@ -35,7 +35,7 @@ import types
 
 gc.disable()
 PRELOAD = ("torch", "numpy", "ipykernel.kernelapp", "matplotlib.pyplot", "matplotlib_inline.backend_inline")
-NAMESPACES = ("cgroup", "ipc", "uts", "net", "pid", "mnt")  # all opened before the first is joined
+NAMESPACES = ("cgroup", "ipc", "uts", "net", "pid", "mnt")  # all opened and checked before the first is joined
 PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 24, 38
 libc = ctypes.CDLL(None, use_errno=True)
 
@@ -86,8 +86,7 @@ def kernel(request: dict, fds: list[int]) -> int:
                 pass
     os.chdir(request["cwd"])
     _limits(request["limits"])
-    if request["uid"]:
-        _drop_root(request["uid"])
+    _drop_root(int(request["uid"]))
     os.environ.clear()
     os.environ.update(request["env"])
     _forget_the_servers_folders()
@@ -143,10 +142,20 @@ def helper(conn: socket.socket) -> None:
         request = json.loads(data)
         if len(fds) != 4:
             raise ValueError(f"expected 4 descriptors, got {len(fds)}")
+        if not int(request["uid"]):
+            raise ValueError("a kernel runs as a uid of its own, never as root")
         pid = int(request["pid"])
         host_root = os.stat("/")
-        handles = [os.open(f"/proc/{pid}/ns/{ns}", os.O_RDONLY) for ns in NAMESPACES]
-        for ns, fd in zip(NAMESPACES, handles, strict=True):
+        # the namespaces bubblewrap made (its --info-fd names them; a cgroup namespace only where it can), each
+        # checked: a request come to late, its sandbox gone and the number taken, must not join another's
+        joined = [ns for ns in NAMESPACES if ns in request["namespaces"]]
+        if not {"mnt", "pid", "net"} <= set(joined):
+            raise OSError(f"the sandbox's namespaces are not named: {sorted(request['namespaces'])}")
+        handles = [os.open(f"/proc/{pid}/ns/{ns}", os.O_RDONLY) for ns in joined]
+        for ns, fd in zip(joined, handles, strict=True):
+            if os.fstat(fd).st_ino != int(request["namespaces"][ns]):
+                raise OSError(f"process {pid} is not in the sandbox's {ns} namespace")
+        for ns, fd in zip(joined, handles, strict=True):
             _check(libc.setns(fd, 0), f"joining the sandbox's {ns} namespace")
             os.close(fd)
         root = os.stat("/")

@@ -625,14 +625,22 @@ def socket_paths(connection: dict) -> list[str]:
     return [f"{connection['ip']}-{connection.get(name)}" for name in SOCKETS]
 
 
-def sandbox_pid(info_fd: int) -> int | None:
-    """The sandbox's first process, from bubblewrap's ``--info-fd`` report (read to its end); None if none came."""
+def sandbox_info(info_fd: int) -> dict:
+    """Bubblewrap's ``--info-fd`` report, read to its end: the sandbox's first process (``child-pid``) and its
+    namespaces (``mnt-namespace``: their inode numbers); {} if none came."""
     with os.fdopen(info_fd, "rb") as stream:
         raw = stream.read(65536)
     try:
-        return int(json.loads(raw)["child-pid"])
+        info = json.loads(raw)
+        int(info["child-pid"])
+        return info
     except (ValueError, KeyError, TypeError):
-        return None
+        return {}
+
+
+def sandbox_pid(info_fd: int) -> int | None:
+    """The sandbox's first process, from bubblewrap's ``--info-fd`` report; None if none came."""
+    return int(sandbox_info(info_fd).get("child-pid", 0)) or None
 
 
 def link_sockets(connection: dict, ipc_dir: str, pid: int) -> dict:
@@ -679,25 +687,32 @@ def _bwrap_command(cfg: dict, connection: dict, scratch: str, ipc_dir: str | Non
     return argv, [zip_fd, conn_fd, info_w], info_r
 
 
-def kernel_request(cfg: dict, scratch: str, uid: int, pid: int, kernel_args: list[str]) -> dict:
-    """What the fork server needs to start the kernel that ``_bwrap_command`` would start, in sandbox ``pid``."""
-    return {"pid": pid, "cwd": scratch, "uid": uid, "limits": rlimits(cfg, uid),
+def kernel_request(cfg: dict, scratch: str, uid: int, info: dict, kernel_args: list[str]) -> dict:
+    """What the fork server needs to start the kernel that ``_bwrap_command`` would start, in the sandbox that
+    bubblewrap's ``info`` names: its first process and its namespaces."""
+    namespaces = {key.removesuffix("-namespace"): value for key, value in info.items() if key.endswith("-namespace")}
+    return {"pid": int(info["child-pid"]), "namespaces": namespaces, "cwd": scratch, "uid": uid,
+            "limits": rlimits(cfg, uid),
             "env": {**kernel_env(cfg, os.path.basename(scratch)), "PWD": scratch}, "code": COPY_IN + BOOT,
             "argv": ["/grader/autograder.zip", "{channel}", "/grader/connection.json", *kernel_args]}
 
 
 class Forked:
-    """A kernel the fork server started in the sandbox ``sandbox`` (bubblewrap running ``PLACEHOLDER``): its
-    process id on the host, and its exit status as the server's helper reports it on ``conn``. Stopping the
-    sandbox stops the kernel: it is a process of the sandbox's PID namespace, which ends with its first."""
+    """A kernel the fork server started in the sandbox ``sandbox`` (bubblewrap running ``PLACEHOLDER``), with its
+    exit status as its waiter reports it on ``conn``. Stopping the sandbox stops the kernel: it is a process of
+    the sandbox's PID namespace, which ends with its first."""
 
     def __init__(self, sandbox: subprocess.Popen, conn: socket.socket, waiter: int):
         # The watchdog counts the sandbox's processes and the waiter's (orphaned by the server's helper, the
         # waiter is the host's init's child; the kernel's orphans, bubblewrap's), but the waiter's own memory,
         # which is the fork server's.
-        self.sandbox, self.conn, self.roots, self.not_counted = sandbox, conn, [sandbox.pid, waiter], {waiter}
+        self.sandbox, self.conn, self.waiter, self.not_counted = sandbox, conn, waiter, {waiter}
         self.returncode: int | None = None
         self._pending = b""
+
+    @property
+    def roots(self) -> list[int]:
+        return [self.sandbox.pid, self.waiter]
 
     @classmethod
     def start(cls, server: str, sandbox: subprocess.Popen, request: dict, fds: list[int]) -> "Forked | str":
@@ -707,11 +722,14 @@ class Forked:
             conn.connect(server)
             socket.send_fds(conn, [json.dumps(request).encode()], fds)
             conn.shutdown(socket.SHUT_WR)
-            first = cls(sandbox, conn, 0)._message(FORK_REPLY_SECONDS)
+            waiting = cls(sandbox, conn, 0)
+            first = waiting._message(FORK_REPLY_SECONDS)
         except OSError as err:
             first = {"error": f"{type(err).__name__}: {err}"}
         if isinstance(first.get("waiter"), int):
-            return cls(sandbox, conn, first["waiter"])
+            kernel = cls(sandbox, conn, first["waiter"])
+            kernel._pending = waiting._pending
+            return kernel
         conn.close()
         return str(first.get("error") or "no answer")
 
@@ -737,7 +755,7 @@ class Forked:
             message = self._message(timeout)
             if "status" in message:
                 self.returncode = int(message["status"])
-            elif message:  # the helper went without a status: it was killed with the sandbox
+            elif message:  # the waiter went without a status: it was killed with the sandbox
                 self.returncode = -signal.SIGKILL
         if self.returncode is None:
             raise subprocess.TimeoutExpired("kernel", timeout)
@@ -832,11 +850,12 @@ def _start(cfg: dict, mode: str, connection: dict, connection_file: str, scratch
         proc = subprocess.Popen(argv, pass_fds=fds, preexec_fn=_limits(cfg, uid), cwd=scratch)
         for fd in fds:
             os.close(fd)
-        pid = sandbox_pid(info_r)
+        info = sandbox_info(info_r)
+        pid = int(info.get("child-pid", 0)) or None
         with os.fdopen(ready_r, "rb") as ready:
             up = ready.read(1) == b"\n"  # nothing: bubblewrap failed
         if pid and up:
-            request = kernel_request(cfg, scratch, uid, pid, kernel_args)
+            request = kernel_request(cfg, scratch, uid, info, kernel_args)
             with open(os.devnull) as stdin:
                 kernel = Forked.start(cfg["forkserver"], proc, request, [stdin.fileno(), 1, 2, chan_w])
         else:
