@@ -11,6 +11,7 @@ import nbformat
 import pytest
 from corpus import LIMITS, A, environ, planted, reference, with_cell_after
 
+from autograder import gradelog
 from autograder.host import report, sandbox
 from autograder.host.batch import grade, log_file
 from autograder.host.submissions import submit
@@ -73,8 +74,7 @@ def _view(course) -> dict:
 
 
 def _forked(course, student) -> list:
-    return [r.get("forked") for r in json.loads("[" + ",".join(
-        log_file(course, A, student).read_text().splitlines()) + "]") if r.get("kind") == "exit"]
+    return [r.get("forked") for r in gradelog.read(log_file(course, A, student)) if r.get("kind") == "exit"]
 
 
 def test_kernels_are_forked_as_root_and_started_fresh_when_switched_off(both):

@@ -62,12 +62,6 @@ def _drop_root(uid: int) -> None:
     _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
 
 
-def _limits(limits: dict) -> None:
-    for name, value in limits.items():
-        soft, hard = value
-        resource.setrlimit(getattr(resource, name), (soft, hard))
-
-
 def kernel(request: dict, fds: list[int]) -> int:
     """In the sandbox, as the kernel: become it, run its first line; its exit status."""
     waiter = os.getppid()
@@ -85,7 +79,8 @@ def kernel(request: dict, fds: list[int]) -> int:
             except OSError:
                 pass
     os.chdir(request["cwd"])
-    _limits(request["limits"])
+    for name, (soft, hard) in request["limits"].items():  # sandbox.rlimits, as the launcher sends them
+        resource.setrlimit(getattr(resource, name), (soft, hard))
     _drop_root(int(request["uid"]))
     os.environ.clear()
     os.environ.update(request["env"])

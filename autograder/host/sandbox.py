@@ -277,8 +277,8 @@ def warm_imports(notebooks: list[Path]) -> list[str]:
             names += [n.module for n in body if isinstance(n, ast.ImportFrom) and n.level == 0 and n.module]
             if "torch.optim" in source:
                 names.append("torch._dynamo")
-            found += [n for n in names if n.split(".")[0] != "autograder" and n not in found]
-    return found
+            found += [n for n in names if n.split(".")[0] != "autograder"]
+    return list(dict.fromkeys(found))
 
 
 @contextlib.contextmanager
@@ -640,7 +640,8 @@ def sandbox_info(info_fd: int) -> dict:
 
 def sandbox_pid(info_fd: int) -> int | None:
     """The sandbox's first process, from bubblewrap's ``--info-fd`` report; None if none came."""
-    return int(sandbox_info(info_fd).get("child-pid", 0)) or None
+    info = sandbox_info(info_fd)
+    return int(info["child-pid"]) if info else None
 
 
 def link_sockets(connection: dict, ipc_dir: str, pid: int) -> dict:
@@ -702,35 +703,37 @@ class Forked:
     exit status as its waiter reports it on ``conn``. Stopping the sandbox stops the kernel: it is a process of
     the sandbox's PID namespace, which ends with its first."""
 
-    def __init__(self, sandbox: subprocess.Popen, conn: socket.socket, waiter: int):
-        # The watchdog counts the sandbox's processes and the waiter's (orphaned by the server's helper, the
-        # waiter is the host's init's child; the kernel's orphans, bubblewrap's), but the waiter's own memory,
-        # which is the fork server's.
-        self.sandbox, self.conn, self.waiter, self.not_counted = sandbox, conn, waiter, {waiter}
+    def __init__(self, sandbox: subprocess.Popen, conn: socket.socket):
+        self.sandbox, self.conn, self.waiter = sandbox, conn, 0
         self.returncode: int | None = None
         self._pending = b""
 
+    # The watchdog counts the sandbox's processes and the waiter's (orphaned by the server's helper, the waiter
+    # is the host's init's child; the kernel's orphans, bubblewrap's), but the waiter's own memory, which is the
+    # fork server's.
     @property
     def roots(self) -> list[int]:
         return [self.sandbox.pid, self.waiter]
 
+    @property
+    def not_counted(self) -> set[int]:
+        return {self.waiter}
+
     @classmethod
     def start(cls, server: str, sandbox: subprocess.Popen, request: dict, fds: list[int]) -> "Forked | str":
         """The kernel, or why the server could not start it."""
-        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        kernel = cls(sandbox, socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
         try:
-            conn.connect(server)
-            socket.send_fds(conn, [json.dumps(request).encode()], fds)
-            conn.shutdown(socket.SHUT_WR)
-            waiting = cls(sandbox, conn, 0)
-            first = waiting._message(FORK_REPLY_SECONDS)
+            kernel.conn.connect(server)
+            socket.send_fds(kernel.conn, [json.dumps(request).encode()], fds)
+            kernel.conn.shutdown(socket.SHUT_WR)
+            first = kernel._message(FORK_REPLY_SECONDS)
         except OSError as err:
             first = {"error": f"{type(err).__name__}: {err}"}
         if isinstance(first.get("waiter"), int):
-            kernel = cls(sandbox, conn, first["waiter"])
-            kernel._pending = waiting._pending
+            kernel.waiter = first["waiter"]
             return kernel
-        conn.close()
+        kernel.conn.close()
         return str(first.get("error") or "no answer")
 
     def _message(self, timeout: float) -> dict:
@@ -851,7 +854,7 @@ def _start(cfg: dict, mode: str, connection: dict, connection_file: str, scratch
         for fd in fds:
             os.close(fd)
         info = sandbox_info(info_r)
-        pid = int(info.get("child-pid", 0)) or None
+        pid = int(info["child-pid"]) if info else None
         with os.fdopen(ready_r, "rb") as ready:
             up = ready.read(1) == b"\n"  # nothing: bubblewrap failed
         if pid and up:
